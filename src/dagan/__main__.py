@@ -1,0 +1,5 @@
+import sys
+
+from dagan.cli.main import main
+
+sys.exit(main())

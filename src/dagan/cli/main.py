@@ -1,0 +1,62 @@
+"""`dagan` console command: dispatches to one module per subcommand.
+
+Every user-facing problem is a DaganError, printed as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dagan.errors import DaganError
+
+# subcommand → (module, one-line help); modules define add_arguments(parser) and run(args)
+COMMANDS = {
+    "animate": ("dagan.cli.animate", "animate a source photo with a driving video"),
+    "convert": ("dagan.cli.convert", "convert the original released checkpoints to a model directory"),
+    "info": ("dagan.cli.info", "print a model's config, parameter counts and the environment"),
+}
+
+
+def build_parser(commands: dict) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dagan", description="Depth-Aware GAN talking-head reenactment")
+    from dagan import __version__
+
+    parser.add_argument("--version", action="version", version=f"dagan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in commands.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def available_commands() -> dict:
+    """Subcommands whose modules import (features land issue by issue)."""
+    out = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        if importlib.util.find_spec(module_name) is not None:
+            out[name] = (module_name, help_text)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(available_commands())
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except DaganError as exc:
+        print(f"dagan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dagan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

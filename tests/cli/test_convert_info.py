@@ -1,0 +1,46 @@
+"""`dagan convert` → `from_pretrained` round trip, `dagan info`, and CLI error handling."""
+
+import json
+
+import torch
+
+import dagan
+from dagan.cli.main import main
+from reference import write_original_files
+
+
+def test_convert_round_trip_identical_outputs(tmp_path, capsys):
+    files = write_original_files(tmp_path / "orig", "B")
+    out = tmp_path / "model"
+    rc = main(["convert", "--checkpoint", str(files["checkpoint"]), "--depth-encoder", str(files["depth_encoder"]),
+               "--depth-decoder", str(files["depth_decoder"]), "-o", str(out)])
+    assert rc == 0 and "wrote" in capsys.readouterr().out
+    converted = dagan.DaGAN.from_pretrained(out)
+    direct = dagan.from_original(checkpoint=files["checkpoint"], depth_encoder=files["depth_encoder"],
+                                 depth_decoder=files["depth_decoder"])
+    for k, v in direct.state_dict().items():
+        assert torch.equal(v, converted.state_dict()[k]), k
+    g = torch.Generator().manual_seed(0)
+    src, drv = torch.rand(1, 3, 256, 256, generator=g), torch.rand(1, 3, 256, 256, generator=g)
+    torch.testing.assert_close(converted.animate(src, drv), direct.animate(src, drv), atol=0, rtol=0)
+    assert json.loads((out / "config.json").read_text())["source"]["license"].startswith("CC BY-NC")
+
+    rc = main(["info", str(out), "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert rc == 0 and info["parameters"]["generator"] == 46_096_917
+    assert info["parameters"]["keypoint_detector"] == 14_262_519
+
+
+def test_convert_errors_are_one_line(tmp_path, capsys):
+    rc = main(["convert", "--checkpoint", str(tmp_path / "x.pth.tar"), "--depth-encoder", "e", "--depth-decoder",
+               "d", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_info_presets(capsys):
+    assert main(["info", "--preset", "tiny"]) == 0
+    assert "keypoint_detector" in capsys.readouterr().out
+    assert main(["info", "--preset", "nope"]) == 2
+    assert "unknown model preset" in capsys.readouterr().err
