@@ -13,7 +13,8 @@ from dagan.errors import DaganError
 from dagan.evaluation import lpips as lp
 from dagan.evaluation import metrics as m
 
-KEYS = {"L1", "PSNR", "SSIM", "LPIPS", "AKD", "AED", "num_frames", "failed_detections_pred", "failed_detections_target"}
+KEYS = {"L1", "PSNR", "SSIM", "LPIPS", "AKD", "AED"}
+KEYS |= {"num_frames", "failed_detections_pred", "failed_detections_target"}
 
 
 @functools.cache

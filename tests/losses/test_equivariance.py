@@ -124,8 +124,11 @@ def test_equivariance_losses_known_values():
 
 def test_equivariance_gradients_reach_both_keypoint_sets():
     t = random_transform()
-    kp_d = Keypoints(torch.rand(2, 4, 2).requires_grad_(True), (torch.eye(2) + 0.1 * torch.randn(2, 4, 2, 2)).requires_grad_(True))
-    kp_t = Keypoints(torch.rand(2, 4, 2).requires_grad_(True), (torch.eye(2) + 0.1 * torch.randn(2, 4, 2, 2)).requires_grad_(True))
+    def leaf_keypoints():
+        jacobian = torch.eye(2) + 0.1 * torch.randn(2, 4, 2, 2)
+        return Keypoints(torch.rand(2, 4, 2).requires_grad_(True), jacobian.requires_grad_(True))
+
+    kp_d, kp_t = leaf_keypoints(), leaf_keypoints()
     (equivariance_value_loss(kp_d, kp_t, t) + equivariance_jacobian_loss(kp_d, kp_t, t)).backward()
     for tensor in (kp_d.value, kp_d.jacobian, kp_t.value, kp_t.jacobian):
         assert tensor.grad is not None and tensor.grad.abs().sum() > 0

@@ -8,7 +8,9 @@ from dagan.losses.perceptual import VGG19, ImagePyramid, PyramidPerceptualLoss, 
 
 # torchvision vgg19().features parameter names, hard-coded on purpose.
 TORCHVISION_KEYS = [
-    f"features.{i}.{kind}" for i in (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34) for kind in ("weight", "bias")
+    f"features.{i}.{kind}"
+    for i in (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+    for kind in ("weight", "bias")
 ]
 CLASSIFIER_KEYS = [f"classifier.{i}.{kind}" for i in (0, 3, 6) for kind in ("weight", "bias")]
 
@@ -45,7 +47,8 @@ def test_vgg19_parameter_count_and_shapes():
     assert sum(p.numel() for p in model.parameters()) == 20_024_384  # torchvision vgg19().features
     with torch.no_grad():
         maps = model(torch.rand(2, 3, 32, 32))
-    assert [tuple(m.shape) for m in maps] == [(2, 64, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8), (2, 512, 4, 4), (2, 512, 2, 2)]
+    shapes = [tuple(m.shape) for m in maps]
+    assert shapes == [(2, 64, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8), (2, 512, 4, 4), (2, 512, 2, 2)]
     assert all((m >= 0).all() for m in maps)  # every slice ends on a ReLU
 
 

@@ -131,7 +131,8 @@ def test_zero_axisangle_is_identity_rotation():
 def test_gradcheck_transformation_from_parameters():
     axisangle = (torch.rand(2, 1, 3, dtype=torch.float64) + 0.1).requires_grad_(True)
     translation = torch.rand(2, 1, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, t: transformation_from_parameters(a, t, invert=True), (axisangle, translation))
+    inverse = lambda a, t: transformation_from_parameters(a, t, invert=True)  # noqa: E731
+    assert torch.autograd.gradcheck(inverse, (axisangle, translation))
 
 
 def test_intrinsics_helpers():
