@@ -1,0 +1,243 @@
+"""`dagan animate` end to end with a tiny model: outputs, motion modes, and every bad input."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dagan
+from dagan.cli.main import main
+from dagan.config import get_preset
+from dagan.geometry import Keypoints
+from dagan.inference.pipeline import AnimateOptions, AnimationPipeline, autocast_context, resolve_device
+from dagan.io import iter_frames, probe_video
+from dagan.models import DaGAN
+from helpers_media import audio_seconds, face_on_background, make_clip
+
+ASSETS = Path(dagan.__file__).parent / "assets"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    model = DaGAN(get_preset("tiny")).eval()
+    with torch.no_grad():
+        model.generator.attention.gamma.fill_(0.3)
+    d = tmp_path_factory.mktemp("model")
+    model.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """12 frames at 30000/1001 fps with AAC audio (already-cropped content, used with --no-crop)."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "drive.mp4", num_frames=12, size=(64, 64),
+                     fps=Fraction(30000, 1001))
+
+
+def run(*args):
+    return main(["animate", "--quiet", *map(str, args)])
+
+
+def test_frames_fps_and_audio_preserved(tiny_dir, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert run("--model", tiny_dir, "--source", ASSETS / "sample_source.png", "--driving", clip, "--no-crop",
+               "-o", out) == 0
+    info, src = probe_video(out), probe_video(clip)
+    assert info.num_frames == 12 and info.frame_rate == Fraction(30000, 1001)
+    assert (info.width, info.height) == (64, 64)
+    assert info.has_audio and abs(audio_seconds(out) - audio_seconds(clip)) < 0.05
+    assert run("--model", tiny_dir, "--source", ASSETS / "sample_source.png", "--driving", clip, "--no-crop",
+               "--no-audio", "-o", tmp_path / "silent.mp4") == 0
+    assert not probe_video(tmp_path / "silent.mp4").has_audio
+
+
+def test_bundled_samples_with_face_crop_and_paste_back(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "pasted.mp4"
+    assert run("--model", tiny_dir, "--paste-back", "-o", out) == 0
+    photo = Image.open(ASSETS / "sample_source.png")
+    w, h = photo.size
+    info = probe_video(out)
+    assert (info.width, info.height) == (w - w % 2, h - h % 2)
+    assert info.num_frames == probe_video(ASSETS / "sample_driving.mp4").num_frames
+    assert "with the driving audio" in capsys.readouterr().out
+
+
+def test_side_by_side_and_other_formats(tiny_dir, clip, tmp_path):
+    src = ASSETS / "sample_source.png"
+    assert run("--model", tiny_dir, "--source", src, "--driving", clip, "--no-crop", "--side-by-side",
+               "-o", tmp_path / "sbs.mp4") == 0
+    assert (probe_video(tmp_path / "sbs.mp4").width, probe_video(tmp_path / "sbs.mp4").height) == (320, 64)
+    assert run("--model", tiny_dir, "--source", src, "--driving", clip, "--no-crop", "-o", tmp_path / "a.gif") == 0
+    assert Image.open(tmp_path / "a.gif").n_frames == 12
+    assert run("--model", tiny_dir, "--source", src, "--driving", clip, "--no-crop", "-o", tmp_path / "frames/") == 0
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 12
+
+
+def _normalised_keypoints(model_dir, clip, tmp_path, **options):
+    """Run the pipeline and record the source and the normalised driving keypoints per frame."""
+    pipe = AnimationPipeline(DaGAN.from_pretrained(model_dir), device="cpu", progress=False)
+    seen = []
+    generate = pipe.model.generate
+
+    def recording(state, kp, **kw):
+        seen.append(kp)
+        return generate(state, kp, **kw)
+
+    pipe.model.generate = recording
+    raw = []
+    detect = pipe.model.detect_keypoints
+    pipe.model.detect_keypoints = lambda *a, **kw: raw.append(detect(*a, **kw)) or raw[-1]
+    pipe.run(ASSETS / "sample_source.png", clip, tmp_path / "o.mp4",
+             AnimateOptions(crop=False, audio=False, batch_size=4, **options))
+    source_kp = raw[0]  # the first detection is the source's (prepare_source)
+    driving = Keypoints.cat(raw[1:] if options.get("best_frame") is None else raw[2:])
+    return source_kp, Keypoints.cat(seen), driving
+
+
+def test_relative_absolute_and_best_frame(tiny_dir, clip, tmp_path):
+    src, rel, drv = _normalised_keypoints(tiny_dir, clip, tmp_path)
+    assert rel.value.shape[0] == 12 and drv.value.shape[0] == 12
+    # relative: the initial (first) driving frame maps exactly onto the source keypoints
+    torch.testing.assert_close(rel.value[0], src.value[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(rel.jacobian[0], src.jacobian[0], atol=1e-5, rtol=0)
+    assert not torch.allclose(rel.value[5], src.value[0], atol=1e-4)
+    # absolute: the driving keypoints are used as they are
+    _, absolute, drv_abs = _normalised_keypoints(tiny_dir, clip, tmp_path, relative=False)
+    torch.testing.assert_close(absolute.value, drv_abs.value)
+    # best frame N: frame N is the initial frame
+    src_b, best, _ = _normalised_keypoints(tiny_dir, clip, tmp_path, best_frame=5)
+    torch.testing.assert_close(best.value[5], src_b.value[0], atol=1e-6, rtol=0)
+    assert not torch.allclose(best.value[0], src_b.value[0], atol=1e-4)
+
+
+def test_best_frame_auto_on_bundled_samples(tiny_dir, tmp_path, capsys):
+    assert run("--model", tiny_dir, "--best-frame", "auto", "--smooth-keypoints", "1", "-o", tmp_path / "b.mp4") == 0
+    assert "best driving frame:" in capsys.readouterr().out
+
+
+def test_device_and_precision_choices():
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(dagan.DaganError, match="fp16 is not supported on CPU"):
+        autocast_context(torch.device("cpu"), "fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(dagan.DaganError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_bf16_on_cpu_runs(tiny_dir, clip, tmp_path):
+    pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", precision="bf16", progress=False)
+    result = pipe.run(ASSETS / "sample_source.png", clip, tmp_path / "bf16.mp4", AnimateOptions(crop=False))
+    assert result.frames == 12
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def _blank_video(path, frames=6):
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, clip):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "notes.png").write_text("not an image")
+    Image.fromarray(np.full((80, 80, 3), 200, np.uint8)).save(d / "blank.png")
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    full = clip.read_bytes()
+    (d / "truncated.mp4").write_bytes(full[: len(full) // 8])
+    _blank_video(d / "noface.mp4")
+    make_clip(d / "audio_only.mp4", video=False)
+    (d / "model_empty").mkdir()
+    return d
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (dict(source="missing.png"), "not found"),
+        (dict(source="notes.png"), "notes.png"),
+        (dict(source="blank.png"), "no face found in"),
+        (dict(driving="missing.mp4"), "not found"),
+        (dict(driving="empty.mp4"), "empty.mp4"),
+        (dict(driving="garbage.mp4"), "garbage.mp4"),
+        (dict(driving="truncated.mp4"), "truncated.mp4"),
+        (dict(driving="noface.mp4"), "no face found"),
+        (dict(driving="audio_only.mp4"), "audio_only.mp4"),
+        (dict(model="model_empty"), "no config.json"),
+        (dict(model="model_missing"), "does not exist"),
+        (dict(output="nodir/out.mp4"), "does not exist"),
+        (dict(output="out.xyz"), "unsupported"),
+        (dict(best_frame="999"), "outside"),
+        (dict(best_frame="soon"), "--best-frame"),
+    ],
+)
+def test_bad_inputs(tiny_dir, bad_inputs, tmp_path, capsys, case, message):
+    d = bad_inputs
+    source = d / case["source"] if "source" in case else ASSETS / "sample_source.png"
+    driving = d / case["driving"] if "driving" in case else ASSETS / "sample_driving.mp4"
+    model = d / case["model"] if "model" in case else tiny_dir
+    output = tmp_path / case.get("output", "out.mp4")
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"precious")
+    args = ["--model", model, "--source", source, "--driving", driving, "-o", output]
+    if "best_frame" in case:
+        args += ["--best-frame", case["best_frame"]]
+    rc = run(*args)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert existing.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"], "a failed run left files behind"
+
+
+def test_incompatible_model_directory(tmp_path, capsys):
+    DaGAN(get_preset("tiny")).save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00" * 100)
+    assert run("--model", tmp_path / "m", "-o", tmp_path / "o.mp4") == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_unwritable_output(tiny_dir, tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        target = Path("/proc/dagan-test.mp4")  # root can write anywhere else; /proc refuses
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = locked / "o.mp4"
+    assert run("--model", tiny_dir, "-o", target) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_face_crop_follows_the_face(tiny_dir, tmp_path):
+    """Driving faces moving across a wide frame are cropped so the face stays centred."""
+    frames = [face_on_background(120 + 12 * i, 150) for i in range(8)]
+    path = tmp_path / "moving.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25, options={"crf": "10"})
+        s.width, s.height, s.pix_fmt = 360, 300, "yuv420p"
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = i
+            out.mux(s.encode(vf))
+        out.mux(s.encode(None))
+    pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", progress=False)
+    crops = list(pipe._driving_crops(str(path), True, 1, []))
+    assert len(crops) == 8
+    # the crop content should stay nearly the same while the face moves 84 px across the frame
+    assert np.abs(crops[0] - crops[-1]).mean() < 0.08
+    whole = [np.asarray(Image.fromarray(f).resize((64, 64))) / 255 for f in (frames[0], frames[-1])]
+    assert np.abs(whole[0] - whole[1]).mean() > np.abs(crops[0] - crops[-1]).mean()
