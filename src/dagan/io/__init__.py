@@ -1,0 +1,29 @@
+"""File I/O at the edge of the pipeline: images and videos in, videos/GIFs/frame folders out.
+
+Everything user-facing fails with `dagan.errors.DaganError` naming the file; writers are atomic.
+"""
+
+from dagan.io.image import read_image, to_float, to_uint8, write_image
+from dagan.io.video import (
+    FrameWriter,
+    VideoDecodeWarning,
+    VideoInfo,
+    VideoWriter,
+    iter_frames,
+    open_writer,
+    probe_video,
+)
+
+__all__ = [
+    "read_image",
+    "write_image",
+    "to_float",
+    "to_uint8",
+    "VideoInfo",
+    "VideoDecodeWarning",
+    "probe_video",
+    "iter_frames",
+    "FrameWriter",
+    "VideoWriter",
+    "open_writer",
+]
