@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/dagan demo
+	$(VENV)/bin/dagan animate -o outputs/demo.mp4
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagan.errors import DaganError
 
 HERE = Path(__file__).resolve().parent
 DEMO_MODEL = HERE / "demo_model"
@@ -26,8 +25,9 @@ def resolve_model(spec: str | None):
     if spec is None:
         if (DEMO_MODEL / "config.json").is_file():
             return DaGAN.from_pretrained(DEMO_MODEL), _describe_demo()
-        raise DaganError("no model given and no bundled demo model in this install; pass --model DIR "
-                         "(convert the released weights with `dagan convert`, see the README)")
+        model, description = resolve_model("preset:vox-256")
+        return model, (description + ". No trained demo model is bundled in this install yet: pass --model DIR "
+                       "(convert the released weights with `dagan convert`, see the README)")
     if spec.startswith("preset:"):
         name = spec.split(":", 1)[1]
         import torch
