@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from dagan.errors import DaganError
@@ -16,6 +17,9 @@ COMMANDS = {
     "animate": ("dagan.cli.animate", "animate a source photo with a driving video"),
     "convert": ("dagan.cli.convert", "convert the original released checkpoints to a model directory"),
     "info": ("dagan.cli.info", "print a model's config, parameter counts and the environment"),
+    "metrics": ("dagan.cli.metrics", "compare a predicted and a target video frame by frame (L1, PSNR, SSIM, LPIPS, AKD, AED)"),
+    "train-depth": ("dagan.cli.train_depth", "train the face depth network (stage 1)"),
+    "train": ("dagan.cli.train", "train DaGAN with a frozen depth network (stage 2)"),
 }
 
 
