@@ -19,6 +19,8 @@ COMMANDS = {
     "info": ("dagan.cli.info", "print a model's config, parameter counts and the environment"),
     "synth": ("dagan.cli.synth", "render synthetic talking-head clips with ground-truth depth, pose and landmarks"),
     "evaluate-depth": ("dagan.cli.evaluate_depth", "score a depth network on synthetic clips against a flat baseline"),
+    "evaluate": ("dagan.cli.evaluate", "evaluate a model: reconstruction (pairs or video protocol) and cross-identity"),
+    "pairs": ("dagan.cli.pairs", "make a reproducible evaluation pair list (original CSV format)"),
     "metrics": ("dagan.cli.metrics", "compare a predicted and a target video frame by frame (L1, PSNR, SSIM, LPIPS, AKD, AED)"),
     "train-depth": ("dagan.cli.train_depth", "train the face depth network (stage 1)"),
     "train": ("dagan.cli.train", "train DaGAN with a frozen depth network (stage 2)"),

@@ -1,0 +1,39 @@
+"""Training and evaluation data: clip listing/reading, sample datasets, evaluation pairs, augmentation."""
+
+from dagan.data.augmentation import (
+    AugmentParams,
+    ClipAugmentation,
+    JitterParams,
+    color_jitter,
+    depth_augmentation,
+    pair_augmentation,
+)
+from dagan.data.datasets import (
+    Clip,
+    ClipReader,
+    EvaluationPairs,
+    FramePair,
+    FrameSequenceDataset,
+    PairDataset,
+    list_clips,
+    make_pairs,
+    sample_rng,
+)
+
+__all__ = [
+    "AugmentParams",
+    "Clip",
+    "ClipAugmentation",
+    "ClipReader",
+    "EvaluationPairs",
+    "FramePair",
+    "FrameSequenceDataset",
+    "JitterParams",
+    "PairDataset",
+    "color_jitter",
+    "depth_augmentation",
+    "list_clips",
+    "make_pairs",
+    "pair_augmentation",
+    "sample_rng",
+]
