@@ -23,6 +23,7 @@ class DepthConfig:
 
     num_layers: int = 18  # 18 or 50
     num_scales: int = 4
+    width: int = 64  # ResNet base channels; 64 = torchvision and the released depth networks
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class PoseConfig:
     """Two-frame ResNet pose encoder and pose/intrinsics decoder (depth training only)."""
 
     num_layers: int = 18
+    width: int = 64
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,29 @@ def _tiny() -> ModelConfig:
     )
 
 
+def _demo128() -> ModelConfig:
+    """128×128, 10 keypoints, narrow networks (≈3.6 M parameters): the bundled CPU-trained demo model."""
+    return ModelConfig(
+        image_size=128,
+        num_kp=10,
+        depth=DepthConfig(num_layers=18, width=16),
+        pose=PoseConfig(num_layers=18, width=16),
+        keypoint=KeypointConfig(block_expansion=16, max_features=256, num_blocks=4),
+        generator=GeneratorConfig(
+            block_expansion=32,
+            max_features=128,
+            num_down_blocks=2,
+            num_bottleneck_blocks=3,
+            spade_hidden=32,
+            spade_out_features=32,
+            dense_motion=DenseMotionConfig(block_expansion=32, max_features=128, num_blocks=4),
+        ),
+        discriminator=DiscriminatorConfig(block_expansion=16, max_features=128, num_blocks=4),
+    )
+
+
 PRESETS = {
+    "demo-128": _demo128,
     "vox-256": lambda: _vox256("dagan"),
     "vox-256-spade": lambda: _vox256("spade"),
     "tiny": _tiny,

@@ -45,7 +45,8 @@ def test_primary_colours_and_grey():
     torch.testing.assert_close(hsv, expected)
     # a third of a turn takes red to green, green to blue, blue to red, and leaves grey alone
     shifted = adjust_hue(img, 1 / 3)[:, 0, :].T
-    torch.testing.assert_close(shifted, torch.tensor([[0, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0], [0.5, 0.5, 0.5]]), atol=1e-5, rtol=0)
+    expected = torch.tensor([[0, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0], [0.5, 0.5, 0.5]])
+    torch.testing.assert_close(shifted, expected, atol=1e-5, rtol=0)
 
 
 def test_hsv_round_trip():

@@ -1,6 +1,7 @@
 import gc
 import logging
 import os
+import pickle
 import signal
 from pathlib import Path
 
@@ -172,20 +173,24 @@ def test_pair_dataset_frame_indices_cover_clip_with_replacement(root):
 
 
 def test_determinism_across_instances_and_access_order(root):
-    a = PairDataset(root, num_repeats=2, seed=5)
-    b = PairDataset(root, num_repeats=2, seed=5)
+    a = PairDataset(root, num_repeats=2, seed=5, image_size=SIZE)
+    b = PairDataset(root, num_repeats=2, seed=5, image_size=SIZE)
     a.set_epoch(3)
     b.set_epoch(3)
     first = [a[i] for i in range(len(a))]
     for i in reversed(range(len(b))):
         _assert_same(b[i], first[i])
     # an explicit (epoch, index) is the same as set_epoch + index
-    c = PairDataset(root, num_repeats=2, seed=5)
+    c = PairDataset(root, num_repeats=2, seed=5, image_size=SIZE)
     _assert_same(c[(3, 2)], first[2])
+    # a pickled copy (a spawned worker) gives the same samples; the decoded-clip cache stays behind
+    copy = pickle.loads(pickle.dumps(a))
+    assert len(copy.reader._videos) == 0
+    _assert_same(copy[1], first[1])
 
 
 def test_epochs_and_seeds_change_samples(root):
-    ds = PairDataset(root, num_repeats=2)
+    ds = PairDataset(root, num_repeats=2, image_size=SIZE)
     base = [ds[(0, i)] for i in range(len(ds))]
 
     def differs(items):
@@ -193,12 +198,12 @@ def test_epochs_and_seeds_change_samples(root):
                    for x, y in zip(items, base))
 
     assert differs([ds[(1, i)] for i in range(len(ds))]) >= len(ds) - 1
-    other_seed = PairDataset(root, num_repeats=2, seed=1)
+    other_seed = PairDataset(root, num_repeats=2, seed=1, image_size=SIZE)
     assert differs([other_seed[(0, i)] for i in range(len(ds))]) >= len(ds) - 1
 
 
 def test_id_sampling_picks_identity_then_random_clip(root):
-    ds = PairDataset(root, num_repeats=2, augment=False)
+    ds = PairDataset(root, num_repeats=2, augment=False, image_size=SIZE)
     names = set()
     for epoch in range(20):
         for i in range(len(ds)):
@@ -212,19 +217,23 @@ def test_reading_a_video_leaves_nothing_that_deadlocks_a_fork(root):
     # PyAV frames left in reference cycles by decoding hang a forked child that garbage-collects
     # them (the DataLoader workers); the reader frees them in the main process.
     gc.collect()
-    ds = PairDataset(root, id_sampling=False)
-    assert ds[0]["name"] == "alice#1.mp4"  # decodes a video
-    pid = os.fork()
-    if pid == 0:  # child: must be able to collect and exit promptly
-        signal.alarm(10)
-        gc.collect()
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
+    gc.disable()  # no automatic collection may clean up before the fork
+    try:
+        ds = PairDataset(root, id_sampling=False, image_size=SIZE)
+        assert ds[0]["name"] == "alice#1.mp4"  # decodes a video
+        pid = os.fork()
+        if pid == 0:  # child: must be able to collect and exit promptly
+            signal.alarm(10)
+            gc.collect()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        gc.enable()
     assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_dataloader_workers_match_direct_access(root):
-    ds = PairDataset(root, num_repeats=2, seed=2)
+    ds = PairDataset(root, num_repeats=2, seed=2, image_size=SIZE)
     ds.set_epoch(4)
     gc.collect()  # frames other tests may have left behind (see the test above)
     loader = DataLoader(ds, batch_size=1, num_workers=2, shuffle=False, timeout=60)
@@ -250,7 +259,8 @@ def _corrupt(path: Path, seed: int = 0) -> None:
 
 
 def test_corrupt_clip_is_skipped_and_logged(tmp_path, caplog):
-    write_mp4(tmp_path / "train" / "a#1.mp4") if (tmp_path / "train").mkdir() is None else None
+    (tmp_path / "train").mkdir()
+    write_mp4(tmp_path / "train" / "a#1.mp4")
     write_folder(tmp_path / "train" / "b#1")
     _corrupt(tmp_path / "train" / "x#1.mp4")
     fresh = PairDataset(tmp_path, augment=False, image_size=SIZE)
@@ -283,7 +293,7 @@ def test_all_clips_corrupt_is_an_error(tmp_path):
     _corrupt(tmp_path / "train" / "x#1.mp4", 0)
     _corrupt(tmp_path / "train" / "y#1.mp4", 1)
     (tmp_path / "train" / "z#1").mkdir()  # an empty frame folder
-    ds = PairDataset(tmp_path)
+    ds = PairDataset(tmp_path, image_size=SIZE)
     with pytest.raises(DaganError, match="every clip .* unreadable"):
         ds[0]
     with pytest.raises(DaganError, match="unreadable"):

@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from dagan.data.augmentation import ClipAugmentation, depth_augmentation, pair_augmentation
 from dagan.errors import DaganError
@@ -113,7 +113,9 @@ def list_clips(root: str | os.PathLike, split: str) -> dict[str, list[Clip]]:
     split_dir = root / split
     if not split_dir.is_dir():
         what = "is not a folder" if split_dir.exists() else "not found"
-        raise DaganError(f"dataset split {split_dir} {what}: expected a {split}/ folder in {root} holding {_LAYOUT_HINT}")
+        raise DaganError(
+            f"dataset split {split_dir} {what}: expected a {split}/ folder in {root} holding {_LAYOUT_HINT}"
+        )
     groups: dict[str, list[Clip]] = {}
     try:
         entries = sorted(os.scandir(split_dir), key=lambda e: e.name)
@@ -165,6 +167,29 @@ class _LRU:
         return len(self._items)
 
 
+_fork_guard = {"pending": False, "registered": False}
+
+
+def _gc_before_fork() -> None:
+    if _fork_guard["pending"]:
+        _fork_guard["pending"] = False
+        gc.collect()
+
+
+def _collect_before_next_fork() -> None:
+    """Make sure the next fork (a DataLoader worker) inherits no decoded PyAV frames as garbage.
+
+    PyAV frames whose side data was read (`dagan.io.video` reads the display matrix) sit in
+    reference cycles until a full garbage collection, and a forked child that frees them
+    deadlocks inside FFmpeg. A full collection just before the fork, once per fork and only
+    after videos were decoded, frees them in the parent instead.
+    """
+    _fork_guard["pending"] = True
+    if not _fork_guard["registered"] and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_gc_before_fork)
+        _fork_guard["registered"] = True
+
+
 class ClipReader:
     """Reads frames of clips, keeping the last few decoded videos in memory.
 
@@ -202,11 +227,7 @@ class ClipReader:
         for w in caught:
             if issubclass(w.category, VideoDecodeWarning):
                 logger.warning("%s", w.message)
-        if get_worker_info() is None:
-            # Decoded PyAV frames that were asked for side data sit in reference cycles until a
-            # full garbage collection, and a forked process (a DataLoader worker) that frees them
-            # deadlocks. Outside workers, free them now, before anything forks (~40 ms).
-            gc.collect()
+        _collect_before_next_fork()
         shapes = {f.shape for f in decoded}
         if len(shapes) != 1:
             raise DaganError(f"frames of {clip.path} change size mid-clip: {sorted(shapes)}")
@@ -604,7 +625,7 @@ class EvaluationPairs(Dataset):
     def __eq__(self, other) -> bool:
         if not isinstance(other, EvaluationPairs):
             return NotImplemented
-        return self.pairs == other.pairs
+        return self.root == other.root and self.pairs == other.pairs
 
     __hash__ = None
 
@@ -628,7 +649,9 @@ class EvaluationPairs(Dataset):
         reader = csv.reader(_stdio.StringIO(text))
         header = [h.strip() for h in next(reader, [])]
         if "source" not in header or "driving" not in header:
-            raise DaganError(f"pair list {csv_path} must have a header with 'source' and 'driving' columns, got {header}")
+            raise DaganError(
+                f"pair list {csv_path} must have a header with 'source' and 'driving' columns, got {header}"
+            )
         i_src, i_drv = header.index("source"), header.index("driving")
         pairs = []
         for line, row in enumerate(reader, start=2):
@@ -637,7 +660,8 @@ class EvaluationPairs(Dataset):
             where = f"{csv_path}, line {line}"
             if len(row) <= max(i_src, i_drv):
                 raise DaganError(f"{where}: expected a source and a driving path, got {row}")
-            pairs.append(FramePair(_relative_ref(row[i_src], root, where), _relative_ref(row[i_drv], root, where)))
+            source, driving = (_relative_ref(row[i], root, where) for i in (i_src, i_drv))
+            pairs.append(FramePair(source, driving))
         return cls(root, pairs, image_size)
 
     def write_csv(self, csv_path: str | os.PathLike) -> None:

@@ -87,7 +87,7 @@ class DaGAN(nn.Module):
         if config.generator.kind not in ("dagan", "spade"):
             raise DaganError(f"unknown generator kind {config.generator.kind!r}; choose 'dagan' or 'spade'")
         self.config = config
-        self.depth = DepthNetwork(config.depth.num_layers, config.depth.num_scales)
+        self.depth = DepthNetwork(config.depth.num_layers, config.depth.num_scales, config.depth.width)
         self.keypoint_detector = build_keypoint_detector(config)
         self.generator = build_generator(config)
 

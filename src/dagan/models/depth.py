@@ -15,9 +15,9 @@ DECODER_CHANNELS = (16, 32, 64, 128, 256)
 class ResnetEncoder(nn.Module):
     """Normalises RGB in [0, 1] as (x - 0.45)/0.225, then a ResNet trunk. B×3n×H×W → 5 maps."""
 
-    def __init__(self, num_layers: int = 18, num_input_images: int = 1):
+    def __init__(self, num_layers: int = 18, num_input_images: int = 1, width: int = 64):
         super().__init__()
-        self.resnet = ResNet(num_layers, num_input_images)
+        self.resnet = ResNet(num_layers, num_input_images, width)
         self.channels = self.resnet.channels
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -43,9 +43,9 @@ class DepthDecoder(nn.Module):
     Returns the sigmoid disparities [scale 0 (H×W), scale 1 (H/2), …], one channel each.
     """
 
-    def __init__(self, encoder_channels: list[int], num_scales: int = 4):
+    def __init__(self, encoder_channels: list[int], num_scales: int = 4, decoder_channels=DECODER_CHANNELS):
         super().__init__()
-        dec = DECODER_CHANNELS
+        dec = decoder_channels
         self.num_scales = num_scales
         self.upconv0 = nn.ModuleList(
             ConvBlock(encoder_channels[-1] if i == 4 else dec[i + 1], dec[i]) for i in range(5)
@@ -69,12 +69,16 @@ class DepthDecoder(nn.Module):
 
 
 class DepthNetwork(nn.Module):
-    """RGB B×3×H×W in [0, 1] → list of disparities (scale 0 first), each B×1×H/2^s×W/2^s."""
+    """RGB B×3×H×W in [0, 1] → list of disparities (scale 0 first), each B×1×H/2^s×W/2^s.
 
-    def __init__(self, num_layers: int = 18, num_scales: int = 4):
+    `width` scales the encoder (64 = the released networks) and the decoder proportionally.
+    """
+
+    def __init__(self, num_layers: int = 18, num_scales: int = 4, width: int = 64):
         super().__init__()
-        self.encoder = ResnetEncoder(num_layers)
-        self.decoder = DepthDecoder(self.encoder.channels, num_scales)
+        self.encoder = ResnetEncoder(num_layers, width=width)
+        decoder_channels = tuple(max(8, c * width // 64) for c in DECODER_CHANNELS)
+        self.decoder = DepthDecoder(self.encoder.channels, num_scales, decoder_channels)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.decoder(self.encoder(images))

@@ -49,9 +49,9 @@ class PoseDecoder(nn.Module):
 class PoseNetwork(nn.Module):
     """(frame_a, frame_b), each B×3×H×W in [0, 1] → (axisangle, translation, K) from a to b."""
 
-    def __init__(self, num_layers: int = 18):
+    def __init__(self, num_layers: int = 18, width: int = 64):
         super().__init__()
-        self.encoder = ResnetEncoder(num_layers, num_input_images=2)
+        self.encoder = ResnetEncoder(num_layers, num_input_images=2, width=width)
         self.decoder = PoseDecoder(self.encoder.channels)
 
     def forward(self, frame_a: torch.Tensor, frame_b: torch.Tensor):

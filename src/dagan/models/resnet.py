@@ -1,5 +1,7 @@
 """ResNet-18/50 trunks with torchvision's parameter names (conv1, bn1, layer1.0.conv1, …).
 
+`width` (64 in torchvision) scales every stage; narrower trunks are for small models.
+
 No `fc` head: `load_torchvision_weights` drops torchvision's `fc.*` explicitly, so an ImageNet file
 (`resnet18-f37072fd.pth`) loads directly. `num_input_images` widens conv1 for stacked frames.
 """
@@ -58,23 +60,23 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """Trunk only. forward returns the 5 feature maps at H/2, H/4, H/8, H/16, H/32."""
 
-    def __init__(self, num_layers: int = 18, num_input_images: int = 1):
+    def __init__(self, num_layers: int = 18, num_input_images: int = 1, width: int = 64):
         super().__init__()
         if num_layers not in LAYERS:
             raise DaganError(f"unsupported ResNet depth {num_layers}; choose one of {sorted(LAYERS)}")
         kind, counts = LAYERS[num_layers]
         block = BasicBlock if kind == "basic" else Bottleneck
         self.num_layers = num_layers
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3 * num_input_images, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3 * num_input_images, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(block, 64, counts[0])
-        self.layer2 = self._make_layer(block, 128, counts[1], 2)
-        self.layer3 = self._make_layer(block, 256, counts[2], 2)
-        self.layer4 = self._make_layer(block, 512, counts[3], 2)
-        self.channels = [64] + [c * block.expansion for c in (64, 128, 256, 512)]
+        self.layer1 = self._make_layer(block, width, counts[0])
+        self.layer2 = self._make_layer(block, 2 * width, counts[1], 2)
+        self.layer3 = self._make_layer(block, 4 * width, counts[2], 2)
+        self.layer4 = self._make_layer(block, 8 * width, counts[3], 2)
+        self.channels = [width] + [c * width * block.expansion for c in (1, 2, 4, 8)]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -69,8 +69,8 @@ class DepthOptim:
 
 
 def build_depth_parts(cfg: DepthTrainConfig, device: torch.device) -> DepthParts:
-    depth_net = DepthNetwork(cfg.model.depth.num_layers, cfg.model.depth.num_scales).to(device)
-    pose_net = PoseNetwork(cfg.model.pose.num_layers).to(device)
+    depth_net = DepthNetwork(cfg.model.depth.num_layers, cfg.model.depth.num_scales, cfg.model.depth.width).to(device)
+    pose_net = PoseNetwork(cfg.model.pose.num_layers, cfg.model.pose.width).to(device)
     depth_net = distributed.convert_sync_batchnorm(depth_net, device).train()
     pose_net = distributed.convert_sync_batchnorm(pose_net, device).train()
     loss = DepthTrainingLoss(scales=cfg.model.depth.num_scales, alpha=cfg.alpha, smoothness=cfg.smoothness,

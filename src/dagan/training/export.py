@@ -9,6 +9,7 @@ network can be reused without retraining stage 1.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -49,8 +50,7 @@ def save_depth(
     tmp = directory / (WEIGHTS_NAME + ".tmp")
     save_file(state, str(tmp), metadata={"format": DEPTH_FORMAT, "version": str(DEPTH_VERSION)})
     tmp.replace(directory / WEIGHTS_NAME)
-    doc = {"format": DEPTH_FORMAT, "version": DEPTH_VERSION, "depth": {"num_layers": depth_cfg.num_layers,
-                                                                      "num_scales": depth_cfg.num_scales}}
+    doc = {"format": DEPTH_FORMAT, "version": DEPTH_VERSION, "depth": dataclasses.asdict(depth_cfg)}
     if isinstance(config, ModelConfig):
         doc["image_size"] = config.image_size
     doc.update(metadata or {})
@@ -100,6 +100,6 @@ def load_depth(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise DaganError(f"cannot read {weights}: {exc} (truncated or not a safetensors file?)") from None
     if any(k.startswith("depth.") for k in state):  # a full DaGAN model: keep its depth network
         state = {k[len("depth."):]: v for k, v in state.items() if k.startswith("depth.")}
-    net = DepthNetwork(cfg.num_layers, cfg.num_scales)
+    net = DepthNetwork(cfg.num_layers, cfg.num_scales, cfg.width)
     load_strict(net, state, str(weights))
     return net.to(device).eval()
