@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": ("dagan.cli.evaluate", "evaluate a model: reconstruction (pairs or video protocol) and cross-identity"),
     "pairs": ("dagan.cli.pairs", "make a reproducible evaluation pair list (original CSV format)"),
     "metrics": ("dagan.cli.metrics", "compare a predicted and a target video frame by frame (L1, PSNR, SSIM, LPIPS, AKD, AED)"),
+    "prepare": ("dagan.cli.prepare", "face-crop raw videos into a training dataset"),
     "train-depth": ("dagan.cli.train_depth", "train the face depth network (stage 1)"),
     "train": ("dagan.cli.train", "train DaGAN with a frozen depth network (stage 2)"),
 }
