@@ -90,6 +90,19 @@ def test_evaluate_depth_against_flat_baseline(synth, tmp_path, capsys):
     save_depth(tmp_path / "depth", DepthNetwork(18), get_preset("tiny"))
     assert main(["evaluate-depth", "--depth", str(tmp_path / "depth"), "--data", str(synth), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["model"]) == {"abs_rel", "delta_1_25", "pearson"}
+    assert set(report["model"]) == {"abs_rel", "abs_rel_affine", "delta_1_25", "pearson"}
     assert report["flat_baseline"]["pearson"] == 0.0
     assert report["frames"] == 4 * len(list((synth / "test").glob("*.mp4")))
+
+
+def test_affine_abs_rel():
+    from dagan.evaluation.depth import affine_abs_rel
+
+    rng = np.random.default_rng(0)
+    gt = 0.7 + 0.05 * rng.random((2, 8, 8))
+    mask = np.ones_like(gt, dtype=bool)
+    assert affine_abs_rel(3.0 * gt - 1.0, gt, mask) < 1e-9  # any scale and shift of the truth is exact
+    flat = affine_abs_rel(np.ones_like(gt), gt, mask)
+    expected = np.mean([np.mean(np.abs(g.mean() - g) / g) for g in gt])
+    assert abs(flat - expected) < 1e-9
+    assert affine_abs_rel(gt + 0.01 * rng.random(gt.shape), gt, mask) < flat

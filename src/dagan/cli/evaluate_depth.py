@@ -30,7 +30,7 @@ def run(args):
         print(json.dumps(report))
         return 0
     print(f"{report['frames']} frames of {len(report['clips'])} {args.split} clips in {args.data}")
-    print(f"{'':14s} {'abs_rel ↓':>10s} {'δ<1.25 ↑':>10s} {'pearson ↑':>10s}")
+    print(f"{'':14s} {'abs_rel ↓':>10s} {'affine ↓':>10s} {'δ<1.25 ↑':>10s} {'pearson ↑':>10s}")
     for name in ("model", "flat_baseline"):
         row = report[name]
         print(f"{name:14s} " + " ".join(f"{row[k]:10.4f}" for k in KEYS))

@@ -1,7 +1,8 @@
 """Depth validation on synthetic clips: scale-invariant agreement with rendered ground truth.
 
-For every clip of a split the depth network's full-resolution disparity is inverted, median-scaled
-to the truth and compared on the head mask (`dagan.data.synth.depth_agreement`: abs-rel, δ < 1.25,
+For every clip of a split the depth network's full-resolution sigmoid disparity is turned into
+depth as in training (`disp_to_depth`, min 0.1, max 100: depth = 1 / (0.01 + 9.99·disp)),
+median-scaled to the truth and compared on the head mask (`dagan.data.synth.depth_agreement`: abs-rel, δ < 1.25,
 Pearson correlation); a flat (constant) depth map is scored the same way as the baseline. Results
 are frame-weighted means over clips.
 """
@@ -16,8 +17,28 @@ import torch
 from dagan.data.synth import depth_agreement, flat_depth_baseline, load_truth
 from dagan.errors import DaganError
 from dagan.io import iter_frames
+from dagan.losses.photometric import disp_to_depth
 
-KEYS = ("abs_rel", "delta_1_25", "pearson")
+KEYS = ("abs_rel", "abs_rel_affine", "delta_1_25", "pearson")
+
+
+def affine_abs_rel(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Mean over frames of abs-rel after a least-squares scale-and-shift fit of pred to gt on the mask.
+
+    Median scaling fixes only the scale; with learned intrinsics, monocular self-supervision also
+    leaves the depth *range* ambiguous (a longer focal length with a flatter face looks alike), so
+    this affine-invariant error (as MiDaS evaluates relative depth) isolates the learned shape. A
+    flat map scores the abs-rel of the mean depth.
+    """
+    errors = []
+    for p, g, m in zip(pred, gt, mask.astype(bool)):
+        valid = m & np.isfinite(p) & (g > 0)
+        if valid.sum() < 2:
+            continue
+        a = np.stack([p[valid], np.ones(valid.sum())], axis=1)
+        coef, *_ = np.linalg.lstsq(a, g[valid], rcond=None)
+        errors.append(float(np.mean(np.abs(a @ coef - g[valid]) / g[valid])))
+    return float(np.mean(errors)) if errors else float("nan")
 
 
 @torch.no_grad()
@@ -46,8 +67,12 @@ def evaluate_depth(depth_net, data_dir: str | Path, split: str = "test", batch_s
         if frames.shape[:3] != truth["depth"].shape:
             raise DaganError(f"{clip}: frames {frames.shape[:3]} do not match its ground truth {truth['depth'].shape}")
         disp = predict_disparity(depth_net, frames, batch_size)
-        model = depth_agreement(disp, truth["depth"], truth["mask"], pred_is_disparity=True)
+        _, depth = disp_to_depth(torch.from_numpy(disp), 0.1, 100.0)
+        model = depth_agreement(depth.numpy(), truth["depth"], truth["mask"])
+        model["abs_rel_affine"] = affine_abs_rel(depth.numpy().astype(np.float64), truth["depth"], truth["mask"])
         flat = flat_depth_baseline(truth["depth"], truth["mask"])
+        flat["abs_rel_affine"] = affine_abs_rel(np.ones_like(truth["depth"], dtype=np.float64), truth["depth"],
+                                                truth["mask"])
         per_clip.append({"clip": clip.name, "frames": model["frames"], "model": model, "flat_baseline": flat})
     total = sum(c["frames"] for c in per_clip)
 
