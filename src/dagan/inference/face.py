@@ -111,7 +111,7 @@ def model_file(name: str) -> Path:
         raise DaganError("face-recognition-models is not installed (pip install face-recognition-models)")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
     if not path.is_file():
-        raise DaganError(f"dlib model file {name} not found in {path.parent}")
+        raise DaganError(f"dlib model file {name} not found: missing from {path.parent}")
     return path
 
 

@@ -192,21 +192,25 @@ class DaGAN(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "DaGAN":
         """Load a directory written by `save_pretrained` (or `dagan convert`), in eval mode."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         directory = Path(directory)
         config = load_model_config(directory)
         model = cls(config)
         weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise DaganError(f"model directory {directory} has no {WEIGHTS_NAME}")
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError, RuntimeError) as exc:
-            raise DaganError(f"cannot read {weights}: {exc} (truncated or not a safetensors file?)") from None
-        load_strict(model, state, str(weights))
+        load_strict(model, read_weights(weights, f"model directory {directory}"), str(weights))
         return model.to(device).eval()
+
+
+def read_weights(path: Path, owner: str) -> dict:
+    """A safetensors state dict; a missing, truncated or foreign file is one clear DaganError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise DaganError(f"{owner} has no {path.name}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise DaganError(f"cannot read {path}: {exc} (truncated or not a safetensors file?)") from None
 
 
 def load_model_config(directory: Path) -> ModelConfig:

@@ -19,7 +19,7 @@ from torch import nn
 
 from dagan.config import DepthConfig, ModelConfig
 from dagan.errors import DaganError
-from dagan.models.dagan import CONFIG_NAME, WEIGHTS_NAME, load_model_config, load_strict
+from dagan.models.dagan import CONFIG_NAME, WEIGHTS_NAME, load_model_config, load_strict, read_weights
 from dagan.models.depth import DepthNetwork
 
 DEPTH_FORMAT = "dagan-depth"
@@ -86,18 +86,10 @@ def read_depth_config(directory: str | os.PathLike) -> DepthConfig:
 
 def load_depth(directory: str | os.PathLike, device: str | torch.device = "cpu") -> DepthNetwork:
     """The `DepthNetwork` of a depth directory (or of a DaGAN model directory), in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     cfg = read_depth_config(directory)
     weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
-        raise DaganError(f"depth directory {directory} has no {WEIGHTS_NAME}")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise DaganError(f"cannot read {weights}: {exc} (truncated or not a safetensors file?)") from None
+    state = read_weights(weights, f"depth directory {directory}")
     if any(k.startswith("depth.") for k in state):  # a full DaGAN model: keep its depth network
         state = {k[len("depth."):]: v for k, v in state.items() if k.startswith("depth.")}
     net = DepthNetwork(cfg.num_layers, cfg.num_scales, cfg.width)
