@@ -19,9 +19,13 @@ def run(args):
     from dagan.config import get_preset
     from dagan.models import DaGAN, build_discriminator
 
+    from dagan import assets
+
     if args.model:
         model = DaGAN.from_pretrained(args.model)
         where = str(Path(args.model))
+    elif args.preset is None and (assets.DEMO_MODEL / "config.json").is_file():
+        model, where = assets.resolve_model(None)
     else:
         name = args.preset or "vox-256"
         model = DaGAN(get_preset(name))
