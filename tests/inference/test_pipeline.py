@@ -241,3 +241,20 @@ def test_face_crop_follows_the_face(tiny_dir, tmp_path):
     assert np.abs(crops[0] - crops[-1]).mean() < 0.08
     whole = [np.asarray(Image.fromarray(f).resize((64, 64))) / 255 for f in (frames[0], frames[-1])]
     assert np.abs(whole[0] - whole[1]).mean() > np.abs(crops[0] - crops[-1]).mean()
+
+
+def test_demo_defaults_use_the_bundled_model_and_samples(tmp_path, capsys):
+    """What `make demo` runs: no model, source or driving given."""
+    out = tmp_path / "demo.mp4"
+    assert main(["animate", "--quiet", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "bundled demo model" in text and "UNTRAINED" not in text
+    info, drv = probe_video(out), probe_video(ASSETS / "sample_driving.mp4")
+    assert (info.num_frames, info.frame_rate, info.has_audio) == (drv.num_frames, drv.frame_rate, True)
+    assert (info.width, info.height) == (128, 128)
+    frames = np.stack(list(iter_frames(out))).astype(np.float32)
+    assert frames.std(axis=0).mean() > 1.0  # the face moves: not a still image
+    assert main(["info", "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["config"]["image_size"] == 128
