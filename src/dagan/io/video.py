@@ -19,6 +19,7 @@ Design decisions a caller may rely on:
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import warnings
@@ -273,6 +274,10 @@ def iter_frames(path: str | os.PathLike, rotate: bool = True) -> Iterator[np.nda
 
 def _decode(p: Path, container: av.container.InputContainer, rotate: bool) -> Iterator[np.ndarray]:
     count = 0
+    # The display matrix is read from the first frame only: it is constant within a stream, and
+    # reading `frame.side_data` leaves that frame in a reference cycle. Freeing such a cycle in a
+    # forked child (a DataLoader worker) can deadlock FFmpeg, so it is collected here, once per video.
+    matrix, read_side_data = None, False
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -295,7 +300,9 @@ def _decode(p: Path, container: av.container.InputContainer, rotate: bool) -> It
                 break
             image = frame.to_ndarray(format="rgb24")  # H×W×3
             if rotate:
-                image = apply_display_matrix(image, _frame_display_matrix(frame))
+                if not read_side_data:
+                    matrix, read_side_data = _frame_display_matrix(frame), True
+                image = apply_display_matrix(image, matrix)
             count += 1
             yield image
         if count == 0:
@@ -310,6 +317,9 @@ def _decode(p: Path, container: av.container.InputContainer, rotate: bool) -> It
             )
     finally:
         container.close()
+        if read_side_data:
+            del frame
+            gc.collect()
 
 
 # --------------------------------------------------------------------------------------------
