@@ -487,10 +487,13 @@ def _load_init(cfg: TrainConfig, init: str | os.PathLike) -> DaGAN:
 def _load_depth_into(model: DaGAN, depth_dir: str | os.PathLike, cfg: TrainConfig) -> None:
     depth_cfg = read_depth_config(depth_dir)
     if depth_cfg != cfg.model.depth:
+        have, want = depth_cfg, cfg.model.depth
+        fixes = " ".join(f"model.depth.{k}={v}" for k, v in dataclasses.asdict(have).items()
+                         if getattr(want, k) != v)
         raise DaganError(
-            f"depth network in {depth_dir} is ResNet-{depth_cfg.num_layers} with {depth_cfg.num_scales} scales, but "
-            f"the model config has ResNet-{cfg.model.depth.num_layers} with {cfg.model.depth.num_scales}; "
-            f"pass --set model.depth.num_layers={depth_cfg.num_layers} or the matching depth network"
+            f"depth network in {depth_dir} is ResNet-{have.num_layers} (width {have.width}, {have.num_scales} scales), "
+            f"but the model config has ResNet-{want.num_layers} (width {want.width}, {want.num_scales} scales); "
+            f"pass --set {fixes} or the matching depth network"
         )
     model.depth.load_state_dict(load_depth(depth_dir).state_dict(), strict=True)
 
