@@ -112,8 +112,7 @@ class DaGAN(nn.Module):
     # ---------------------------------------------------------------- components
     def estimate_depth(self, images: torch.Tensor, all_scales: bool = False):
         """B×3×H×W → B×1×H×W sigmoid disparity (the "depth" DaGAN uses), or all scales as a list."""
-        images = self.check_images(images)
-        disps = self.depth(images)
+        disps = self.depth(self.check_images(images))
         return disps if all_scales else disps[0]
 
     def detect_keypoints(self, images: torch.Tensor, depth: torch.Tensor | None = None) -> Keypoints:
@@ -121,7 +120,7 @@ class DaGAN(nn.Module):
         images = self.check_images(images)
         if self.config.keypoint.use_depth:
             if depth is None:
-                depth = self.estimate_depth(images)
+                depth = self.depth(images)[0]  # images are checked already
             if depth.shape != (images.shape[0], 1, *images.shape[2:]):
                 raise DaganError(f"depth must have shape {(images.shape[0], 1, *images.shape[2:])}, got {tuple(depth.shape)}")
             images = torch.cat([images, depth.to(images)], dim=1)
@@ -132,13 +131,13 @@ class DaGAN(nn.Module):
         source = self.check_images(source, "source")
         if source.shape[0] != 1:
             raise DaganError(f"source must be a single image (1×3×H×W), got batch {source.shape[0]}")
-        depth = self.estimate_depth(source)
+        depth = self.depth(source)[0]
         kp = self.detect_keypoints(source, depth)
         return SourceState(source, depth, kp, self.generator.encode_source(source, depth))
 
     def driving_keypoints(self, frames: torch.Tensor) -> Keypoints:
-        frames = self.check_images(frames, "driving")
-        return self.detect_keypoints(frames, self.estimate_depth(frames))
+        """Keypoints of B×3×H×W driving frames, their depth estimated on the way."""
+        return self.detect_keypoints(frames)
 
     def generate(self, state: SourceState, kp_driving: Keypoints, return_attention: bool = False) -> dict:
         """Generator outputs for a batch of (already normalised) driving keypoints."""
