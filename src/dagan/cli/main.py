@@ -25,6 +25,10 @@ COMMANDS = {
     "prepare": ("dagan.cli.prepare", "face-crop raw videos into a training dataset"),
     "train-depth": ("dagan.cli.train_depth", "train the face depth network (stage 1)"),
     "train": ("dagan.cli.train", "train DaGAN with a frozen depth network (stage 2)"),
+    "export": ("dagan.cli.export", "export a model to ONNX for onnxruntime, TensorRT or OpenVINO"),
+    "serve": ("dagan.cli.serve", "serve the web app, the HTTP API and live webcam animation"),
+    "extract-motion": ("dagan.cli.extract_motion", "save a driving video's motion (no pixels) to a motion file"),
+    "batch": ("dagan.cli.batch", "animate many photos with many driving videos, resumable and shardable"),
 }
 
 

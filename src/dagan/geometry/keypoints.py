@@ -33,6 +33,17 @@ class Keypoints:
         return Keypoints(value, jac)
 
 
+def inverse_2x2(m: torch.Tensor) -> torch.Tensor:
+    """Closed-form inverse of ...×2×2 matrices: adj(m)/det(m).
+
+    Exact for 2×2, batched elementwise, and exportable (ONNX has no matrix inverse).
+    """
+    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
+    det = a * d - b * c
+    adj = torch.stack([torch.stack([d, -b], dim=-1), torch.stack([-c, a], dim=-1)], dim=-2)
+    return adj / det[..., None, None]
+
+
 def convex_hull_area(points: torch.Tensor) -> float:
     """Area of the convex hull of K×2 points (scipy's 2-D `volume`), computed in float64."""
     pts = points.detach().to("cpu", torch.float64).numpy()
@@ -73,6 +84,6 @@ def normalize_keypoints(
     value = (kp_driving.value - kp_initial.value) * scale + kp_source.value
     jacobian = kp_driving.jacobian
     if jacobian is not None:
-        diff = torch.matmul(kp_driving.jacobian, torch.inverse(kp_initial.jacobian))
+        diff = torch.matmul(kp_driving.jacobian, inverse_2x2(kp_initial.jacobian))
         jacobian = torch.matmul(diff, kp_source.jacobian)
     return Keypoints(value, jacobian)

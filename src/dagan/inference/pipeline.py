@@ -30,6 +30,7 @@ from dagan.inference.face import (
     face_landmarks,
 )
 from dagan.inference.paste import even_size, paste_back
+from dagan.inference.runtime import PRECISIONS, Runtime, TorchRuntime, autocast_context  # noqa: F401
 from dagan.inference.visualize import colorize_depth, draw_keypoints
 from dagan.io import iter_frames, open_writer, probe_video, read_image, to_uint8
 from dagan.models import DaGAN
@@ -50,23 +51,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
         raise DaganError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
     return torch.device(name)
-
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast_context(device: torch.device, precision: str):
-    """Autocast for bf16/fp16 where the device supports it; fp32 is a no-op."""
-    if precision not in PRECISIONS:
-        raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    if device.type == "cpu" and dtype is torch.float16:
-        raise DaganError("--precision fp16 is not supported on CPU; use bf16 or fp32")
-    if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise DaganError("--precision bf16 is not supported by this GPU; use fp16 or fp32")
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @dataclass
@@ -116,13 +100,16 @@ class AnimationPipeline:
     pipe.run("photo.jpg", "driving.mp4", "out.mp4", AnimateOptions(paste_back=True))
     """
 
-    def __init__(self, model: DaGAN, device: str = "auto", precision: str = "fp32", progress: bool = True):
-        self.device = resolve_device(device)
-        self.precision = precision
-        autocast_context(self.device, precision)  # validate the combination now, before any work
-        self.autocast = lambda: autocast_context(self.device, precision)
-        self.model = model.to(self.device).eval()
-        self.size = model.config.image_size
+    def __init__(self, model: DaGAN | Runtime, device: str = "auto", precision: str = "fp32", progress: bool = True):
+        if isinstance(model, DaGAN):
+            self.device = resolve_device(device)
+            self.runtime: Runtime = TorchRuntime(model, self.device, precision)
+        else:
+            self.runtime = model
+            self.device = model.device
+        self.precision = self.runtime.precision
+        self.model = model
+        self.size = self.runtime.config.image_size
         self.progress = progress
 
     # ------------------------------------------------------------------ helpers
@@ -193,7 +180,7 @@ class AnimationPipeline:
         if info.num_frames == 0:
             raise DaganError(f"{driving} has no video frames")
         source_crop, source_box = self._source_crop(photo, source, options.crop, messages)
-        model = self.model
+        runtime = self.runtime
 
         best_index = 0
         initial_crop = None
@@ -211,13 +198,11 @@ class AnimationPipeline:
             if initial_crop is None:
                 raise DaganError(f"--best-frame {best_index}: {driving} has fewer frames")
 
-        with self.autocast():
-            state = model.prepare_source(self._tensor([source_crop]))
-        source_kp = self._float(state.keypoints)
+        state = runtime.prepare_source(self._tensor([source_crop]))
+        source_kp = state.keypoints
         kp_initial = None
         if initial_crop is not None:
-            with self.autocast():
-                kp_initial = self._float(model.driving_keypoints(self._tensor([initial_crop])))
+            kp_initial = runtime.driving_keypoints(self._tensor([initial_crop]))[1]
         adapt = options.relative and options.adapt_movement_scale
 
         if options.paste_back:
@@ -243,9 +228,7 @@ class AnimationPipeline:
                 def flush():
                     nonlocal kp_initial, scale, written
                     frames = self._tensor(batch)
-                    with self.autocast():
-                        depth = model.estimate_depth(frames)
-                        kp = self._float(model.detect_keypoints(frames, depth))
+                    depth, kp = runtime.driving_keypoints(frames)
                     if kp_initial is None:
                         kp_initial = kp[0:1]
                     if scale is None:
@@ -253,9 +236,7 @@ class AnimationPipeline:
                     if smoother is not None:
                         kp = self._smooth(smoother, kp)
                     kp_norm = normalize_keypoints(source_kp, kp, kp_initial, relative=options.relative, scale=scale)
-                    with self.autocast():
-                        out = model.generate(state, kp_norm)
-                    pred = out["prediction"].float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+                    pred = runtime.generate(state, kp_norm).permute(0, 2, 3, 1).cpu().numpy()
                     for i, p in enumerate(pred):
                         writer.write(self._compose(p, batch[i], source_u8, photo, source_box, depth[i], kp[i:i + 1],
                                                    options))
@@ -292,11 +273,6 @@ class AnimationPipeline:
             if kp.jacobian is not None:
                 jacs.append(smoothed[n:].view_as(kp.jacobian[i]))
         return Keypoints(torch.stack(values), torch.stack(jacs) if jacs else None)
-
-    @staticmethod
-    def _float(kp: Keypoints) -> Keypoints:
-        """Keypoints in float32 (autocast may return reduced precision) for the motion transfer."""
-        return Keypoints(kp.value.float(), None if kp.jacobian is None else kp.jacobian.float())
 
     def _compose(self, pred, driving_crop, source_u8, photo, source_box, depth, kp, options):
         if options.paste_back:

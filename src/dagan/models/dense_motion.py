@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagan.geometry import Keypoints, keypoint_gaussians, make_coordinate_grid
+from dagan.geometry.keypoints import inverse_2x2
 from dagan.nn import AntiAliasDownsample, Hourglass
 
 
@@ -53,7 +54,7 @@ class DenseMotionNetwork(nn.Module):
         grid = make_coordinate_grid(h, w, dtype=value_d.dtype, device=value_d.device).view(1, 1, h, w, 2)
         coords = grid - value_d.view(b, self.num_kp, 1, 1, 2)
         if kp_driving.jacobian is not None:
-            jac = torch.matmul(kp_source.jacobian, torch.inverse(kp_driving.jacobian))  # B×K×2×2
+            jac = torch.matmul(kp_source.jacobian, inverse_2x2(kp_driving.jacobian))  # B×K×2×2
             jac = jac.view(b, self.num_kp, 1, 1, 2, 2).expand(b, self.num_kp, h, w, 2, 2)
             coords = torch.matmul(jac, coords.unsqueeze(-1)).squeeze(-1)
         driving_to_source = coords + kp_source.value.view(-1, self.num_kp, 1, 1, 2)

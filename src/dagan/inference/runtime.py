@@ -1,0 +1,92 @@
+"""The runtime the animation pipeline drives: the networks behind three calls.
+
+The pipeline never calls a `DaGAN` directly. It calls a `Runtime`, so PyTorch and other backends
+(ONNX Runtime) share one pipeline. Every tensor crossing this boundary is float32 on the CPU or on
+`runtime.device`; what a runtime does inside (precision, fused kernels, another engine) is its own.
+
+    state = runtime.prepare_source(source)          # 1×3×S×S in [0, 1], once per photo
+    depth, kp = runtime.driving_keypoints(frames)   # B×3×S×S → B×1×S×S, Keypoints (B×K×2, B×K×2×2)
+    frames = runtime.generate(state, kp_norm)       # normalised Keypoints → B×3×S×S in [0, 1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from dagan.config import ModelConfig
+from dagan.errors import DaganError
+from dagan.geometry import Keypoints
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What the pipeline needs of a model. `state` is opaque to the pipeline except `.keypoints`."""
+
+    config: ModelConfig
+    device: torch.device
+    precision: str
+
+    def prepare_source(self, source: torch.Tensor) -> Any: ...
+
+    def driving_keypoints(self, frames: torch.Tensor) -> tuple[torch.Tensor, Keypoints]: ...
+
+    def generate(self, state: Any, kp_norm: Keypoints) -> torch.Tensor: ...
+
+
+def autocast_context(device: torch.device, precision: str):
+    """Autocast for bf16/fp16 where the device supports it; fp32 is a no-op."""
+    if precision not in PRECISIONS:
+        raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    if device.type == "cpu" and dtype is torch.float16:
+        raise DaganError("--precision fp16 is not supported on CPU; use bf16 or fp32")
+    if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise DaganError("--precision bf16 is not supported by this GPU; use fp16 or fp32")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def float_keypoints(kp: Keypoints) -> Keypoints:
+    """Keypoints in float32 (reduced-precision runs may return bf16/fp16) for the motion transfer."""
+    return Keypoints(kp.value.float(), None if kp.jacobian is None else kp.jacobian.float())
+
+
+class TorchRuntime:
+    """A `DaGAN` in eval mode on one device, at one precision (autocast)."""
+
+    def __init__(self, model, device: torch.device, precision: str = "fp32"):
+        autocast_context(device, precision)  # validate the combination before any work
+        self.model = model.to(device).eval()
+        self.config = model.config
+        self.device = device
+        self.precision = precision
+
+    def _autocast(self):
+        return autocast_context(self.device, self.precision)
+
+    @torch.no_grad()
+    def prepare_source(self, source: torch.Tensor):
+        with self._autocast():
+            state = self.model.prepare_source(source.to(self.device))
+        state.keypoints = float_keypoints(state.keypoints)
+        return state
+
+    @torch.no_grad()
+    def driving_keypoints(self, frames: torch.Tensor) -> tuple[torch.Tensor, Keypoints]:
+        with self._autocast():
+            frames = frames.to(self.device)
+            depth = self.model.estimate_depth(frames)
+            kp = self.model.detect_keypoints(frames, depth)
+        return depth.float(), float_keypoints(kp)
+
+    @torch.no_grad()
+    def generate(self, state, kp_norm: Keypoints) -> torch.Tensor:
+        with self._autocast():
+            out = self.model.generate(state, kp_norm.to(self.device))
+        return out["prediction"].float().clamp(0, 1)
