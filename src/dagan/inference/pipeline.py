@@ -20,7 +20,9 @@ from dagan.geometry import Keypoints
 from dagan.geometry.keypoints import convex_hull_area
 from dagan.inference.face import OneEuroFilter, detect_faces, face_landmarks
 from dagan.inference.runtime import PRECISIONS, Runtime, TorchRuntime, autocast_context  # noqa: F401
+from dagan.inference.profile import Profile
 from dagan.inference.stages import (
+    Animated,
     Composer,
     MotionTransfer,
     SourceFace,
@@ -29,6 +31,7 @@ from dagan.inference.stages import (
     frames_to_tensor,
     prepare_source,
 )
+from dagan.inference.workers import drain, prefetch
 from dagan.io import open_writer, probe_video, read_image, to_uint8
 from dagan.models import DaGAN
 
@@ -63,7 +66,7 @@ class AnimateOptions:
     smooth_keypoints: float = 0.0  # One-Euro min cutoff in Hz; 0 disables
     audio: bool = True
     batch_size: int = 8
-    detect_every: int = 1
+    detect_every: int = 10  # full face detection every N driving frames, tracked in between
 
 
 @dataclass
@@ -75,6 +78,7 @@ class AnimateResult:
     audio: bool
     best_frame: int
     messages: list[str] = field(default_factory=list)
+    profile: Profile | None = None  # time per stage (`dagan animate --profile` prints its table)
 
 
 def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -98,11 +102,13 @@ class AnimationPipeline:
 
     `model` is a `DaGAN` (run by `TorchRuntime`), an object with `make_runtime(device, precision)`
     (e.g. an exported ONNX model; it gets the device string as given), or a `Runtime` itself.
-    Everything the pipeline asks of the networks goes through `self.runtime`.
+    Everything the pipeline asks of the networks goes through `self.runtime`. `compile` asks
+    `TorchRuntime` for torch.compile; `overlap=False` runs every stage on the calling thread
+    (for measurements and debugging).
     """
 
     def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
-                 compile: bool = False):
+                 compile: bool = False, overlap: bool = True):
         if isinstance(model, DaGAN):
             extra = {"compile": True} if compile else {}
             self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, **extra)
@@ -115,6 +121,7 @@ class AnimationPipeline:
         self.model = model
         self.size = self.runtime.config.image_size
         self.progress = progress
+        self.overlap = overlap
 
     def _driving_crops(self, path: str, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
         return driving_crops(path, self.size, crop=crop, detect_every=detect_every, messages=messages)
@@ -167,11 +174,18 @@ class AnimationPipeline:
         options: AnimateOptions | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> AnimateResult:
-        """Animate `source` with `driving` into `output` (.mp4/.mov, .gif or a PNG folder)."""
+        """Animate `source` with `driving` into `output` (.mp4/.mov, .gif or a PNG folder).
+
+        Decode, face tracking and crop run on one background thread, compose and encode on
+        another, the networks on the calling thread (`overlap=False`: all on the calling thread).
+        `on_progress(frames_written)` is called from the thread that writes. Per-stage times are in
+        `result.profile`.
+        """
         options = options or AnimateOptions()
         check_options(options)
         source, driving, output = str(source), str(driving), Path(output)
         messages: list[str] = []
+        profile = Profile(overlapped=self.overlap)
         photo = read_image(source)
         info = probe_video(driving)
         if info.num_frames == 0:
@@ -181,30 +195,46 @@ class AnimationPipeline:
         smoother = OneEuroFilter(min_cutoff=options.smooth_keypoints, beta=0.05, rate=info.fps) \
             if options.smooth_keypoints > 0 else None
         motion = MotionTransfer(self.runtime, face.state, relative=options.relative,
-                                adapt_movement_scale=options.adapt_movement_scale, initial=initial, smoother=smoother)
+                                adapt_movement_scale=options.adapt_movement_scale, initial=initial, smoother=smoother,
+                                profile=profile)
         compose = Composer(face, self.size, paste=options.paste_back, side_by_side=options.side_by_side)
         audio_from = driving if (options.audio and info.has_audio) else None
         writer = open_writer(output, info.frame_rate, compose.output_size, audio_from=audio_from)
         progress = self._progress_bar(info.num_frames)
-        written = 0
+
+        def write(item: tuple[Animated, int, np.ndarray]) -> None:
+            with profile.stage("compose/paste"):
+                frame = compose(*item)
+            with profile.stage("encode"):
+                writer.write(frame)
+            profile.frames += 1
+            progress.update(1)
+            if on_progress:
+                on_progress(profile.frames)
+
+        def read() -> Iterator[np.ndarray]:
+            return driving_crops(driving, self.size, crop=options.crop, detect_every=options.detect_every,
+                                 messages=messages, profile=profile)
+
+        queued = 2 * options.batch_size
+        profile.start()
         try:
             with writer:
-                crops = self._driving_crops(driving, options.crop, options.detect_every, messages)
-                for batch in batched(crops, options.batch_size):
-                    animated = motion(batch)
-                    for i, crop in enumerate(batch):
-                        writer.write(compose(animated, i, crop))
-                        written += 1
-                        progress.update(1)
-                        if on_progress:
-                            on_progress(written)
-                if written == 0:
+                with prefetch(read, queued, background=self.overlap, name="read") as crops, \
+                        drain(write, queued, background=self.overlap, name="write") as sink:
+                    for batch in batched(crops, options.batch_size):
+                        animated = motion(batch)
+                        for i, crop in enumerate(batch):
+                            sink.put((animated, i, crop))
+                    sink.finish()
+                if profile.frames == 0:
                     raise DaganError(f"{driving} has no decodable frames")
                 audio_written = getattr(writer, "writes_audio", False)
         finally:
             progress.close()
-        return AnimateResult(output, written, info.fps, compose.output_size, bool(audio_written), best_index,
-                             messages)
+        profile.stop()
+        return AnimateResult(output, profile.frames, info.fps, compose.output_size, bool(audio_written), best_index,
+                             messages, profile)
 
     def _progress_bar(self, total: int):
         from tqdm import tqdm

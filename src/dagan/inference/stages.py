@@ -25,12 +25,13 @@ import torch
 
 from dagan.geometry import Keypoints, normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
-from dagan.inference.face import Box, FaceTracker, OneEuroFilter, crop_and_resize, crop_box_from_face
-from dagan.inference.face import detect_largest_face
+from dagan.inference.face import Box, OneEuroFilter, crop_and_resize, crop_box_from_face, detect_largest_face
 from dagan.inference.paste import even_size, paste_back
+from dagan.inference.profile import Profile
 from dagan.inference.runtime import Runtime
+from dagan.inference.tracking import CorrelationFollower, FaceTracker, TrackReport
 from dagan.inference.visualize import colorize_depth, draw_keypoints
-from dagan.io import iter_frames, to_uint8
+from dagan.io import iter_frames, iter_frames_with_preview, to_uint8
 
 __all__ = [
     "SourceFace",
@@ -39,6 +40,7 @@ __all__ = [
     "crop_source",
     "prepare_source",
     "read_frames",
+    "track_faces",
     "driving_crops",
     "crop_frame",
     "MotionTransfer",
@@ -112,25 +114,56 @@ def prepare_source(runtime: Runtime, photo: np.ndarray, name: str, *, crop: bool
 # ------------------------------------------------------------------------------------ driving
 
 
-def read_frames(path: str) -> Iterator[np.ndarray]:
-    """Read: the driving video's upright H×W×3 uint8 frames, decoded one at a time."""
-    return iter_frames(path)
+def read_frames(path: str, preview_side: int | None = None) -> Iterator:
+    """Read: the driving video's upright H×W×3 uint8 frames, decoded one at a time.
+
+    With `preview_side`, (frame, reduced copy) pairs instead: the copy's longer side is at most
+    `preview_side`, scaled by swscale while converting from YUV (for detection and following).
+    """
+    return iter_frames(path) if preview_side is None else iter_frames_with_preview(path, preview_side)
 
 
-def driving_crops(path: str, size: int, *, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
+def track_faces(path: str, detect_every: int, *, follow: bool = True) -> FaceTracker:
+    """Track: the face tracker for a driving video (detect every N frames, follow in between)."""
+    return FaceTracker(source=path, detect_every=detect_every, follower=CorrelationFollower if follow else None)
+
+
+def driving_crops(
+    path: str,
+    size: int,
+    *,
+    crop: bool,
+    detect_every: int,
+    messages: list[str],
+    profile: Profile | None = None,
+) -> Iterator[np.ndarray]:
     """read → track → crop: the driving video's S×S×3 float32 face crops, in order, streamed.
 
     With `crop=False` every whole frame is resized. Tracking messages (misses, several faces) are
-    appended to `messages` once the video has been read to the end.
+    appended to `messages` once the video has been read to the end; with `profile`, each stage's
+    time is added to it.
     """
+    clock = profile if profile is not None else Profile()
     if not crop:
-        for frame in read_frames(path):
-            yield crop_frame(frame, None, size)
+        for frame in clock.iterate("decode", read_frames(path)):
+            with clock.stage("crop"):
+                face = crop_frame(frame, None, size)
+            yield face
         return
-    tracker = FaceTracker(source=path, detect_every=detect_every)
-    for tracked in tracker.track(lambda: read_frames(path)):
-        yield crop_frame(tracked.frame, tracked.crop_box, size)
+    tracker = track_faces(path, detect_every)
+    frames = lambda: clock.iterate("decode", read_frames(path, tracker.max_side))  # noqa: E731
+    for tracked in clock.iterate("detect/track", tracker.track(frames)):
+        with clock.stage("crop"):
+            face = crop_frame(tracked.frame, tracked.crop_box, size)
+        yield face
     messages.extend(tracker.report.messages())
+    clock.notes.append(tracking_note(tracker.report))
+
+
+def tracking_note(report: TrackReport) -> str:
+    """One line on how often full detection ran, for the profile."""
+    return (f"face detector ran on {report.detector_runs} of {report.frames} frames; the tracker followed "
+            f"{report.followed} and lost the face {report.lost} time(s)")
 
 
 def crop_frame(frame: np.ndarray, box: Box | None, size: int) -> np.ndarray:
@@ -169,6 +202,7 @@ class MotionTransfer:
         adapt_movement_scale: scale relative motion by the keypoint hull-area ratio.
         initial: keypoints of the initial driving frame (1×K×2), e.g. a chosen best frame.
         smoother: One-Euro filter applied to each frame's flattened keypoints and jacobians.
+        profile: adds the time of "depth+keypoints" and "generator" to it.
     """
 
     def __init__(
@@ -180,8 +214,10 @@ class MotionTransfer:
         adapt_movement_scale: bool = True,
         initial: Keypoints | None = None,
         smoother: OneEuroFilter | None = None,
+        profile: Profile | None = None,
     ):
         self.runtime = runtime
+        self.profile = profile if profile is not None else Profile()
         self.state = source_state
         self.relative = relative
         self.adapt = relative and adapt_movement_scale
@@ -191,7 +227,8 @@ class MotionTransfer:
 
     def keypoints(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, Keypoints]:
         """Depth B×1×S×S and keypoints of B crops (S×S×3), as the runtime returns them."""
-        return self.runtime.driving_keypoints(frames_to_tensor(crops, self.runtime.device))
+        with self.profile.stage("depth+keypoints"):
+            return self.runtime.driving_keypoints(frames_to_tensor(crops, self.runtime.device))
 
     def generate(self, kp: Keypoints) -> np.ndarray:
         """Driving keypoints (B×K×2) → B×S×S×3 float32 frames; fixes the initial frame on first use."""
@@ -201,7 +238,8 @@ class MotionTransfer:
         if self.scale is None:
             self.scale = movement_scale(source_kp, self.initial) if self.adapt else 1.0
         kp_norm = normalize_keypoints(source_kp, kp, self.initial, relative=self.relative, scale=self.scale)
-        return self.runtime.generate(self.state, kp_norm).permute(0, 2, 3, 1).cpu().numpy()  # B×S×S×3
+        with self.profile.stage("generator"):
+            return self.runtime.generate(self.state, kp_norm).permute(0, 2, 3, 1).cpu().numpy()  # B×S×S×3
 
     def __call__(self, crops: list[np.ndarray]) -> Animated:
         depth, kp = self.keypoints(crops)
