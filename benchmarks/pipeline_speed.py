@@ -7,7 +7,8 @@ The driving video is made from the bundled sample: each frame's face crop is enl
 placed, moving, into a 1920×1080 scene, then encoded as H.264 to a temp dir. Reported: frames/s of
 (a) the networks alone on the same frames' face crops, same batch size (runtime.driving_keypoints +
 runtime.generate, source prepared once), (b) `AnimationPipeline.run` end to end (decode, detect /
-track, crop, networks, compose, encode), their ratio (target ≥ 0.7), and the `--profile` table.
+track, crop, networks, compose, encode), their ratio (target ≥ 0.7), (c) the same pipeline with every
+stage on the calling thread (`overlap=False`), and the `--profile` table of (b).
 Also called by `benchmarks/animate_speed.py --pipeline` as `run_pipeline_benchmark(model, args)`.
 """
 
@@ -70,8 +71,8 @@ def make_1080p_driving(path: Path, source_video: Path, frames: int | None = None
     return path
 
 
-def networks_alone(pipe, source: Path, crops: list[np.ndarray], batch_size: int) -> float:
-    """Seconds for the networks alone on `crops`: driving keypoints + generator per batch, source prepared once."""
+def networks_alone(pipe, source: Path, crops: list[np.ndarray], batch_size: int) -> tuple[float, float]:
+    """(wall, CPU) seconds for the networks alone on `crops`: keypoints + generator per batch, source prepared once."""
     from dagan.inference.stages import MotionTransfer, batched, prepare_source
     from dagan.io import read_image
 
@@ -79,10 +80,10 @@ def networks_alone(pipe, source: Path, crops: list[np.ndarray], batch_size: int)
     motion = MotionTransfer(pipe.runtime, face.state)
     motion(crops[:batch_size])  # warm-up
     motion = MotionTransfer(pipe.runtime, face.state)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for batch in batched(crops, batch_size):
         motion(batch)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def run_pipeline_benchmark(model, args) -> dict:
@@ -109,21 +110,35 @@ def run_pipeline_benchmark(model, args) -> dict:
         video = make_1080p_driving(Path(tmp) / "driving_1080p.mp4", assets.sample_driving(), frames)
         crops = list(driving_crops(str(video), pipe.size, crop=True, detect_every=detect_every, messages=[]))
         with torch.no_grad():
-            t_net = networks_alone(pipe, source, crops, batch_size)
-            start = time.perf_counter()
-            result = pipe.run(source, video, Path(tmp) / "out.mp4", options)
-            t_pipe = time.perf_counter() - start
-            t_net = (t_net + networks_alone(pipe, source, crops, batch_size)) / 2  # before and after: less drift
+            first = networks_alone(pipe, source, crops, batch_size)
+            runs = {}
+            for overlap in (True, False):
+                pipe.overlap = overlap
+                start, cpu = time.perf_counter(), time.process_time()
+                result = pipe.run(source, video, Path(tmp) / "out.mp4", options)
+                runs[overlap] = (time.perf_counter() - start, time.process_time() - cpu, result)
+            pipe.overlap = True
+            second = networks_alone(pipe, source, crops, batch_size)
+    t_net, c_net = (first[0] + second[0]) / 2, (first[1] + second[1]) / 2  # before and after: less drift
+    (t_pipe, c_pipe, result), (t_serial, c_serial, serial) = runs[True], runs[False]
     n = result.frames
     ratio = t_net / t_pipe
     print(f"driving: {n} frames, 1920×1080, face moving; networks at {pipe.size}², batch {batch_size}, "
           f"{pipe.precision} on {pipe.device}, torch threads {torch.get_num_threads()}, detect every {detect_every}")
     print(f"networks alone (same crops, same batch size): {n / t_net:7.2f} frames/s (mean of a run before and after)")
-    print(f"whole pipeline (AnimationPipeline.run):       {n / t_pipe:7.2f} frames/s")
-    print(f"pipeline / networks: {ratio:.2f}x (target >= 0.7x)")
+    print(f"whole pipeline (AnimationPipeline.run):       {n / t_pipe:7.2f} frames/s, {ratio:.2f}x the networks "
+          "(target >= 0.7x)")
+    print(f"the same, every stage on one thread:          {n / t_serial:7.2f} frames/s, {t_net / t_serial:.2f}x "
+          "(overlap=False)")
+    print(f"CPU time per frame (all threads): networks alone {1000 * c_net / n:.1f} ms, whole pipeline "
+          f"{1000 * c_pipe / n:.1f} ms, one thread {1000 * c_serial / n:.1f} ms; networks / pipeline CPU = "
+          f"{c_net / c_pipe:.2f} (what a saturated CPU would give; less sensitive to other load than frames/s)")
+    print("\n--profile of the whole pipeline:")
     print(result.profile.table())
+    print("\n--profile with every stage on one thread (each stage's own cost, nothing overlapped):")
+    print(serial.profile.table())
     return {"frames": n, "networks_fps": n / t_net, "pipeline_fps": n / t_pipe, "ratio": ratio,
-            "network_share": result.profile.network_share}
+            "serial_fps": n / t_serial, "cpu_ratio": c_net / c_pipe, "network_share": result.profile.network_share}
 
 
 def main() -> None:

@@ -3,32 +3,15 @@
 import numpy as np
 import pytest
 from helpers_media import face_on_background
+from helpers_tracking import FakeDetector, face_at, index_frames
 
-from dagan.inference.face import Box
 from dagan.inference.tracking import CorrelationFollower, FaceTracker
 
 SCENE = (480, 320)
 
 
-def _face_at(x):
-    return Box(x - 10, 40, x + 10, 60)
-
-
-class FakeDetector:
-    """Scripted boxes per frame; frames are their index (pixel value)."""
-
-    def __init__(self, script):
-        self.script = script
-        self.calls = []
-
-    def __call__(self, frame):
-        index = int(frame[0, 0, 0])
-        self.calls.append(index)
-        return list(self.script(index))
-
-
 class FakeFollower:
-    """Follows `_face_at(path(i))`, except on frames in `lost` where it loses the face."""
+    """Follows `face_at(path(i))`, except on frames in `lost` where it loses the face."""
 
     def __init__(self, path, lost=()):
         self.path, self.lost, self.starts = path, set(lost), []
@@ -41,19 +24,14 @@ class FakeFollower:
 
     def update(self, image):
         i = int(image[0, 0, 0])
-        return None if i in self.lost else _face_at(self.path(i))
-
-
-def _index_frames(n, size=100):
-    for i in range(n):
-        yield np.full((size, size, 3), i, np.uint8)
+        return None if i in self.lost else face_at(self.path(i))
 
 
 def test_follower_fills_the_frames_between_detections():
-    detector = FakeDetector(lambda i: [_face_at(20 + 2 * i)])
+    detector = FakeDetector(lambda i: [face_at(20 + 2 * i)])
     follower = FakeFollower(lambda i: 21 + 2 * i)  # 1 px off the detections: shows where boxes came from
     tracker = FaceTracker(detect=detector, detect_every=5, follower=follower, smooth_sigma=0, margin=0.0, lift=0.0)
-    out = list(tracker.track(_index_frames(12)))
+    out = list(tracker.track(index_frames(12)))
     assert detector.calls == [0, 5, 10] and follower.starts == [0, 5, 10]
     assert [t.crop_box.center[0] for t in out] == [20 + 2 * i + (i % 5 != 0) for i in range(12)]
     assert [t.followed for t in out] == [i % 5 != 0 for i in range(12)]
@@ -61,26 +39,26 @@ def test_follower_fills_the_frames_between_detections():
 
 
 def test_lost_confidence_triggers_detection_on_that_frame():
-    detector = FakeDetector(lambda i: [_face_at(20 + 2 * i)])
+    detector = FakeDetector(lambda i: [face_at(20 + 2 * i)])
     follower = FakeFollower(lambda i: 20 + 2 * i, lost={3})
     tracker = FaceTracker(detect=detector, detect_every=5, follower=follower, smooth_sigma=0)
-    out = list(tracker.track(_index_frames(12)))
+    out = list(tracker.track(index_frames(12)))
     assert detector.calls == [0, 3, 8]  # re-detected at once on 3, then the schedule restarts from there
     assert tracker.report.lost == 1 and not out[3].followed and out[4].followed
 
 
 def test_missed_detection_keeps_a_confident_follower_and_holds_without_one():
-    script = lambda i: [] if i == 5 else [_face_at(20 + 2 * i)]  # noqa: E731
+    script = lambda i: [] if i == 5 else [face_at(20 + 2 * i)]  # noqa: E731
     follower = FakeFollower(lambda i: 20 + 2 * i)
     tracker = FaceTracker(detect=FakeDetector(script), detect_every=5, follower=follower, smooth_sigma=0,
                           margin=0.0, lift=0.0)
-    out = list(tracker.track(_index_frames(8)))
+    out = list(tracker.track(index_frames(8)))
     assert out[5].followed and out[5].crop_box.center[0] == 30
     assert tracker.report.misses == 1
     follower = FakeFollower(lambda i: 20 + 2 * i, lost={5})
     detector = FakeDetector(script)
     tracker = FaceTracker(detect=detector, detect_every=5, follower=follower, smooth_sigma=0, margin=0.0, lift=0.0)
-    out = list(tracker.track(_index_frames(8)))
+    out = list(tracker.track(index_frames(8)))
     assert out[5].face_box is None and out[5].crop_box.center[0] == 28  # held frame 4's crop
     assert detector.calls == [0, 5, 6]  # after a miss, detect on every frame until found
 

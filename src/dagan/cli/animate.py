@@ -37,7 +37,8 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=8, help="driving frames per batch (default 8)")
     p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
                    help="run the full face detector every N driving frames and track the face in between; it "
-                        f"also runs whenever tracking confidence drops (default {DEFAULT_DETECT_EVERY}; 1 = every frame)")
+                        "also runs whenever tracking confidence drops "
+                        f"(default {DEFAULT_DETECT_EVERY}; 1 = every frame)")
     p.add_argument("--profile", action="store_true",
                    help="print the time spent per stage and how busy the networks were")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")

@@ -2,6 +2,9 @@
 
 Streaming with bounded memory: the driving video is decoded, face-cropped, animated in batches
 and encoded frame by frame; the source's depth, keypoints and encoder features are computed once.
+The stages live in `stages.py`; here they are chained, with decode → track → crop on one
+background thread and compose → encode on another (`workers.py`), so the networks never wait on
+the face tracker, and timed per stage (`profile.py`).
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ class Profile:
             lines.append(f"{name:<16}{s:>9.2f}{1000 * s / frames:>10.1f}{share:>9.0%}")
         lines.append(f"{'wall':<16}{self.wall:>9.2f}{1000 * self.wall / frames:>10.1f}{1:>9.0%}")
         rate = self.frames / self.wall if self.wall > 0 else 0.0
-        lines.append(f"networks busy {self.network_share:.0%} of the wall time ({self.frames} frames, {rate:.2f} frames/s)")
+        lines.append(f"networks busy {self.network_share:.0%} of the wall time "
+                     f"({self.frames} frames, {rate:.2f} frames/s)")
         lines.extend(self.notes)
         if self.overlapped:
             lines.append("decode, detect/track and crop run on one background thread, compose/paste and encode on "
