@@ -15,12 +15,11 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: int
     is unavailable (the math fallback holds B×N×N), and zero-padding d to C (or C/d heads) to reach
     the fused kernel costs C/d times the q·k work (benchmarks/animate_speed.py, vox-256 shapes).
     """
-    n = q.shape[1]
-    out = v.new_empty(v.shape[0], v.shape[1], n)
-    for start in range(0, n, tile):
+    tiles = []
+    for start in range(0, q.shape[1], tile):
         scores = torch.softmax(torch.bmm(q[:, start : start + tile], k), dim=-1)  # B×T×N
-        torch.bmm(v, scores.transpose(1, 2), out=out[:, :, start : start + tile])  # B×C×T
-    return out
+        tiles.append(torch.bmm(v, scores.transpose(1, 2)))  # B×C×T
+    return tiles[0] if len(tiles) == 1 else torch.cat(tiles, dim=2)
 
 
 class DepthAwareAttention(nn.Module):
