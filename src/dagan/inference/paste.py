@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 
 from dagan.inference.face import Box
-from dagan.io.image import to_float
+from dagan.io.image import to_float, to_uint8
 
-__all__ = ["paste_back", "blend_mask", "even_size"]
+__all__ = ["paste_back", "PasteBack", "blend_mask", "even_size"]
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -94,29 +94,68 @@ def paste_back(
         H×W×3 float32 in [0, 1], the photo's size.
     """
     base = to_float(np.asarray(photo)).copy()
-    gen = to_float(np.asarray(generated_face))
-    if base.ndim != 3 or base.shape[2] != 3 or gen.ndim != 3 or gen.shape[2] != 3:
-        raise ValueError(f"expected H×W×3 images, got photo {base.shape} and face {gen.shape}")
-    if not (box.width > 0 and box.height > 0):
-        raise ValueError(f"degenerate box {box}")
-    H, W = base.shape[:2]
-    gh, gw = gen.shape[:2]
-    px0, py0 = max(math.floor(box.x0), 0), max(math.floor(box.y0), 0)
-    px1, py1 = min(math.ceil(box.x1), W), min(math.ceil(box.y1), H)
-    if px0 >= px1 or py0 >= py1:
-        return base  # the box lies entirely outside the photo
-    # Photo window [px0, px1) in generated-image coordinates (pixel edges), padded for the kernel.
-    sx, sy = gw / box.width, gh / box.height
-    pad = 2 + math.ceil(max(sx, sy))
-    src = (
-        (px0 - box.x0) * sx + pad,
-        (py0 - box.y0) * sy + pad,
-        (px1 - box.x0) * sx + pad,
-        (py1 - box.y0) * sy + pad,
-    )
-    padded = np.pad(gen, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    patch = np.clip(_resize_float(padded, (px1 - px0, py1 - py0), src), 0.0, 1.0)  # h×w×3
-    mask = blend_mask(box, (px0, py0, px1, py1), feather, shape)[..., None]  # h×w×1
-    window = base[py0:py1, px0:px1]
-    base[py0:py1, px0:px1] = mask * patch + (1.0 - mask) * window
+    paster = PasteBack(base, box, feather, shape=shape)
+    face = _face_array(generated_face)
+    if paster.window is not None:
+        x0, y0, x1, y1 = paster.window
+        base[y0:y1, x0:x1] = paster.blend(face)
     return base
+
+
+def _face_array(generated_face: np.ndarray) -> np.ndarray:
+    gen = to_float(np.asarray(generated_face))
+    if gen.ndim != 3 or gen.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 face, got {gen.shape}")
+    return gen
+
+
+class PasteBack:
+    """`paste_back` for a whole video into one photo: the blend window and mask are prepared once.
+
+    Calling it with a generated crop returns the photo with the face blended in, as H×W×3 uint8
+    (the same pixels as `to_uint8(paste_back(...))`, without converting the whole photo per frame).
+    """
+
+    def __init__(self, photo: np.ndarray, box: Box, feather: float = 0.2, *, shape: str = "ellipse"):
+        base = np.asarray(photo)
+        if base.ndim != 3 or base.shape[2] != 3:
+            raise ValueError(f"expected an H×W×3 photo, got {base.shape}")
+        if not (box.width > 0 and box.height > 0):
+            raise ValueError(f"degenerate box {box}")
+        self.box = box
+        self.photo_u8 = to_uint8(base)
+        H, W = base.shape[:2]
+        px0, py0 = max(math.floor(box.x0), 0), max(math.floor(box.y0), 0)
+        px1, py1 = min(math.ceil(box.x1), W), min(math.ceil(box.y1), H)
+        self.window = (px0, py0, px1, py1) if px0 < px1 and py0 < py1 else None  # None: box outside the photo
+        if self.window is not None:
+            self.mask = blend_mask(box, self.window, feather, shape)[..., None]  # h×w×1
+            self.under = to_float(base[py0:py1, px0:px1])  # h×w×3, the photo pixels the face covers
+
+    def blend(self, generated_face: np.ndarray) -> np.ndarray:
+        """The blended window (h×w×3 float32 in [0, 1]) for one generated crop."""
+        gen = _face_array(generated_face)
+        px0, py0, px1, py1 = self.window
+        box = self.box
+        gh, gw = gen.shape[:2]
+        # Photo window [px0, px1) in generated-image coordinates (pixel edges), padded for the kernel.
+        sx, sy = gw / box.width, gh / box.height
+        pad = 2 + math.ceil(max(sx, sy))
+        src = (
+            (px0 - box.x0) * sx + pad,
+            (py0 - box.y0) * sy + pad,
+            (px1 - box.x0) * sx + pad,
+            (py1 - box.y0) * sy + pad,
+        )
+        padded = np.pad(gen, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        patch = np.clip(_resize_float(padded, (px1 - px0, py1 - py0), src), 0.0, 1.0)  # h×w×3
+        return self.mask * patch + (1.0 - self.mask) * self.under
+
+    def __call__(self, generated_face: np.ndarray) -> np.ndarray:
+        """H×W×3 uint8: the photo with `generated_face` blended in at the box."""
+        face = _face_array(generated_face)
+        out = self.photo_u8.copy()
+        if self.window is not None:
+            x0, y0, x1, y1 = self.window
+            out[y0:y1, x0:x1] = to_uint8(self.blend(face))
+        return out

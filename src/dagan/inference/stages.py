@@ -26,7 +26,7 @@ import torch
 from dagan.geometry import Keypoints, normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
 from dagan.inference.face import Box, OneEuroFilter, crop_and_resize, crop_box_from_face, detect_largest_face
-from dagan.inference.paste import even_size, paste_back
+from dagan.inference.paste import PasteBack, even_size
 from dagan.inference.profile import Profile
 from dagan.inference.runtime import Runtime
 from dagan.inference.tracking import CorrelationFollower, FaceTracker, TrackReport
@@ -284,6 +284,7 @@ class Composer:
         self.paste = paste
         self.side_by_side = side_by_side
         self.source_u8 = to_uint8(source.crop)
+        self.paster = PasteBack(source.photo, source.box) if paste else None
         if paste:
             self.output_size = even_size(source.photo.shape[1], source.photo.shape[0])
         elif side_by_side:
@@ -294,9 +295,9 @@ class Composer:
     def __call__(self, animated: Animated, i: int, driving_crop: np.ndarray) -> np.ndarray:
         """Frame `i` of a batch → H×W×3 uint8 of `output_size` (w, h)."""
         pred = animated.frames[i]
-        if self.paste:
+        if self.paster is not None:
             w, h = self.output_size
-            return to_uint8(paste_back(self.source.photo, pred, self.source.box)[:h, :w])
+            return self.paster(pred)[:h, :w]
         if not self.side_by_side:
             return to_uint8(pred)
         driving_u8 = to_uint8(driving_crop)
