@@ -1,0 +1,98 @@
+"""The two pages in a real browser (headless Debian chromium via Playwright) against `dagan serve`.
+
+Screenshots go to docs/images/serve_*.png. The live test prints its latency and frames/s and, with
+DAGAN_BENCH_OUT=FILE, writes them there as JSON (the README's numbers come from that run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+from app_helpers import ROOT, need
+
+from dagan.io import probe_video
+
+IMAGES = ROOT / "docs" / "images"
+
+
+def _screenshot(page, name: str) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMAGES / name), full_page=True)
+
+
+def test_animate_page_runs_the_samples_and_downloads_the_video(served, browser, tmp_path):
+    page = need(browser).new_page()
+    try:
+        page.goto(served.base + "/")
+        page.wait_for_selector("#model option[value=demo]", state="attached")
+        page.click("#example-both")
+        page.wait_for_selector("#driving-preview.shown")
+        page.click("#run")
+        page.wait_for_function("document.getElementById('progress-text').textContent.includes('frames/s')",
+                               timeout=120_000)
+        page.wait_for_selector("#download:not(.hidden)", timeout=180_000)
+        assert page.text_content("#error") == ""
+        assert "75 / 75 frames" in page.text_content("#progress-text")
+        page.wait_for_function("document.getElementById('result').readyState >= 2", timeout=30_000)
+        _screenshot(page, "serve_animate.png")
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "download.mp4"
+        download.value.save_as(saved)
+        info = probe_video(saved)
+        assert info.num_frames == 75
+        assert info.has_audio and info.audio_codec == "aac"
+        assert "with audio" in page.text_content("#result-info")
+    finally:
+        page.close()
+
+
+def test_animate_page_shows_a_readable_error_for_a_text_file_as_the_photo(served, browser, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a photo\n")
+    page = need(browser).new_page()
+    try:
+        page.goto(served.base + "/")
+        page.set_input_files("#source", str(text))
+        page.click("#example-driving")
+        page.wait_for_selector("#driving-preview.shown")
+        page.click("#run")
+        page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
+        message = page.text_content("#error")
+        assert message == "not a readable image: 'notes.txt'"
+        assert page.is_hidden("#download")
+    finally:
+        page.close()
+
+
+def test_live_page_animates_the_fake_camera_and_reports_latency(served, browser):
+    page = need(browser).new_page()
+    try:
+        page.goto(served.base + "/live")
+        page.wait_for_selector("#model option[value=demo]", state="attached")
+        page.click("#start")
+        page.wait_for_function("window.liveStats.frames >= 10", timeout=120_000)
+        page.click("#neutral")
+        before = page.evaluate("window.liveStats.frames")
+        page.wait_for_function(f"window.liveStats.frames >= {before + 30}", timeout=120_000)
+        page.wait_for_timeout(600)  # one refresh of the numbers on the page
+        stats = page.evaluate("({lat: window.liveStats.latencies, fps: window.liveStats.fps,"
+                              " dropped: window.liveStats.dropped, frames: window.liveStats.frames})")
+        assert page.text_content("#error") == ""
+        assert float(page.text_content("#fps")) > 0
+        assert int(page.text_content("#latency")) > 0 and int(page.text_content("#latency95")) > 0
+        assert page.evaluate("document.getElementById('output').naturalWidth") == 128
+        _screenshot(page, "serve_live.png")
+        page.click("#stop")
+    finally:
+        page.close()
+    latencies = sorted(stats["lat"][10:])  # after the warm-up frames
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    result = {"frames": stats["frames"], "median_ms": round(statistics.median(latencies), 1),
+              "p95_ms": round(p95, 1), "fps": stats["fps"], "dropped_by_server": stats["dropped"]}
+    print(f"\nlive: {json.dumps(result)}")
+    if os.environ.get("DAGAN_BENCH_OUT"):
+        Path(os.environ["DAGAN_BENCH_OUT"]).write_text(json.dumps(result, indent=1) + "\n")
