@@ -37,6 +37,13 @@ def check_arguments(args) -> None:
         raise DaganError("--token must not be empty")
 
 
+def host_warning(host: str, token: str | None) -> str | None:
+    """The warning for a server reachable from other machines without a token, else None."""
+    if host in LOCAL_HOSTS or token is not None:
+        return None
+    return f"--host {host} exposes the server to the network without --token; anyone who can reach it can use it"
+
+
 def run(args):
     check_arguments(args)
     try:
@@ -48,9 +55,9 @@ def run(args):
     from dagan.inference.pipeline import resolve_device
 
     device = str(resolve_device(args.device))
-    if args.host not in LOCAL_HOSTS and args.token is None:
-        print(f"dagan serve: warning: --host {args.host} exposes the server to the network without --token; "
-              "anyone who can reach it can use it", file=sys.stderr)
+    warning = host_warning(args.host, args.token)
+    if warning:
+        print(f"dagan serve: warning: {warning}", file=sys.stderr)
     config = ServeConfig(models=tuple(args.models), device=device, token=args.token, concurrency=args.concurrency,
                          max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
                          max_seconds=args.max_seconds or None, max_live=args.max_live, work_dir=args.work_dir)
