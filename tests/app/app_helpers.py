@@ -26,13 +26,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(base: str, proc: subprocess.Popen | None = None, timeout: float = 120.0, headers=None) -> None:
+def wait_healthy(base: str, proc: subprocess.Popen | None = None, timeout: float = 120.0,
+                 log_path: Path | None = None) -> None:
+    """Poll /api/health until it answers (200, or 401 behind a token)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"dagan serve exited with {proc.returncode}: {proc.stderr.read()}")
+            log = log_path.read_text() if log_path else ""
+            raise RuntimeError(f"dagan serve exited with {proc.returncode}: {log}")
         try:
-            if httpx.get(base + "/api/health", headers=headers, timeout=2).status_code in (200, 401):
+            if httpx.get(base + "/api/health", timeout=2).status_code in (200, 401):
                 return
         except httpx.HTTPError:
             pass

@@ -27,12 +27,14 @@ def served(tmp_path_factory):
                OMP_NUM_THREADS="2")
     cmd = [sys.executable, "-m", "dagan", "serve", "--port", str(port), "--device", "cpu", "--work-dir", str(work),
            "--max-upload-mb", "1", "--max-seconds", "4"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = (work / "server.log").open("w")  # a file, not a pipe nobody drains
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, proc)
+        wait_healthy(base, proc, log_path=work / "server.log")
         yield Served(base, work, proc.pid)
     finally:
+        log.close()
         proc.terminate()
         try:
             proc.wait(timeout=20)

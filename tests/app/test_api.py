@@ -175,3 +175,57 @@ def test_the_token_is_enforced_on_the_api_and_the_pages(app_server):
         assert login.status_code == 303 and login.headers["location"] == "/live"
         assert browser_like.get("/live").status_code == 200
         assert browser_like.get("/api/health").status_code == 200
+
+
+def _live_client(registry, tmp_path, **config):
+    from starlette.testclient import TestClient
+
+    from dagan.app.server import ServeConfig, create_app
+
+    return TestClient(create_app(ServeConfig(device="cpu", work_dir=str(tmp_path), **config), registry=registry))
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_the_live_socket_protocol_answers_frames_and_reports_errors(registry, tmp_path):
+    import struct
+
+    from dagan.app.live import encode_jpeg
+    from dagan.io import iter_frames
+
+    frames = iter_frames(assets.sample_driving())
+    frame = encode_jpeg(next(frames))
+    frames.close()
+    with _live_client(registry, tmp_path) as client, client.websocket_connect("/api/live") as ws:
+        ws.send_text("{not json")
+        assert ws.receive_json() == {"type": "error", "error": "control messages must be JSON"}
+        ws.send_text('{"type": "options", "model": "nope"}')
+        assert "unknown model 'nope'" in ws.receive_json()["error"]
+        ws.send_bytes(b"S" + _no_face_png())
+        assert "no face found in the source photo" in ws.receive_json()["error"]
+        ws.send_bytes(b"S" + SOURCE)
+        assert ws.receive_json() == {"type": "ready", "model": "demo", "size": 128}
+        ws.send_bytes(b"F" + struct.pack(">I", 7) + frame)
+        answer = ws.receive_bytes()
+        assert struct.unpack(">I", answer[:4]) == (7,) and struct.unpack(">I", answer[4:8])[0] > 0
+        assert Image.open(io.BytesIO(answer[8:])).size == (128, 128)
+        ws.send_bytes(b"F" + struct.pack(">I", 8) + b"garbage")
+        while (message := ws.receive_json())["type"] == "stats":
+            assert message["processed"] == 1
+        assert message == {"type": "error", "error": "camera frame is not a readable image"}
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_the_live_socket_needs_the_token_and_is_limited_in_number(registry, tmp_path):
+    from starlette.websockets import WebSocketDisconnect
+
+    with _live_client(registry, tmp_path, token="t", max_live=1) as client:
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with client.websocket_connect("/api/live"):
+                pass
+        assert refused.value.code == 4401
+        client.cookies.set("dagan_token", "t")
+        with client.websocket_connect("/api/live"):
+            with pytest.raises(WebSocketDisconnect) as busy:
+                with client.websocket_connect("/api/live"):
+                    pass
+            assert busy.value.code == 1013

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import struct
 import time
 
@@ -28,6 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 from dagan.app.live import LatestFrame, LiveSession, decode_jpeg, encode_jpeg
 from dagan.errors import DaganError
 
+log = logging.getLogger("dagan.serve")
 MAX_MESSAGE = 8 * 2**20
 MAX_SOURCE_SIDE = 8000
 
@@ -97,6 +99,10 @@ class _Live:
                 out = await run_in_threadpool(lambda: encode_jpeg(session.process(decode_jpeg(jpeg))))
             except DaganError as exc:
                 await self.send_json({"type": "error", "error": str(exc)})
+                continue
+            except Exception as exc:  # a bug: logged in full here, one line for the client
+                log.exception("live frame failed")
+                await self.send_json({"type": "error", "error": f"internal error ({type(exc).__name__})"})
                 continue
             micros = min(int((time.perf_counter() - start) * 1e6), 2**32 - 1)
             self.processed += 1
