@@ -8,6 +8,7 @@ from pathlib import Path
 from dagan.errors import DaganError
 
 DEFAULT_OUTPUT = "outputs/demo.mp4"
+DEFAULT_DETECT_EVERY = 10  # AnimateOptions.detect_every (not imported here: the parser must not load torch)
 
 
 def add_arguments(p):
@@ -34,6 +35,11 @@ def add_arguments(p):
                    help="write source | driving | result | depth | keypoints panels")
     p.add_argument("--no-audio", dest="audio", action="store_false", help="do not copy the driving audio")
     p.add_argument("--batch-size", type=int, default=8, help="driving frames per batch (default 8)")
+    p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                   help="run the full face detector every N driving frames and track the face in between; it "
+                        f"also runs whenever tracking confidence drops (default {DEFAULT_DETECT_EVERY}; 1 = every frame)")
+    p.add_argument("--profile", action="store_true",
+                   help="print the time spent per stage and how busy the networks were")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +65,8 @@ def run(args):
     pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet)
     options = AnimateOptions(relative=args.relative, adapt_movement_scale=args.adapt_scale, best_frame=best,
                              crop=args.crop, paste_back=args.paste_back, side_by_side=args.side_by_side,
-                             smooth_keypoints=args.smooth_keypoints, audio=args.audio, batch_size=args.batch_size)
+                             smooth_keypoints=args.smooth_keypoints, audio=args.audio, batch_size=args.batch_size,
+                             detect_every=args.detect_every)
     start = time.perf_counter()
     result = pipe.run(source, driving, output, options)
     seconds = time.perf_counter() - start
@@ -68,4 +75,6 @@ def run(args):
     audio = "with the driving audio" if result.audio else "no audio"
     print(f"wrote {result.output}: {result.frames} frames at {result.fps:.3g} fps, {result.size[0]}×{result.size[1]}, "
           f"{audio} ({seconds:.1f} s, {result.frames / seconds:.2f} frames/s on {pipe.device}, {args.precision})")
+    if args.profile:
+        print(result.profile.table())
     return 0

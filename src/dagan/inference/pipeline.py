@@ -6,7 +6,6 @@ and encoded frame by frame; the source's depth, keypoints and encoder features a
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -17,22 +16,23 @@ import numpy as np
 import torch
 
 from dagan.errors import DaganError
-from dagan.geometry import Keypoints, normalize_keypoints
-from dagan.geometry.keypoints import convex_hull_area, movement_scale
-from dagan.inference.face import (
-    Box,
-    FaceTracker,
-    OneEuroFilter,
-    crop_and_resize,
-    crop_box_from_face,
-    detect_faces,
-    detect_largest_face,
-    face_landmarks,
-)
-from dagan.inference.paste import even_size, paste_back
+from dagan.geometry import Keypoints
+from dagan.geometry.keypoints import convex_hull_area
+from dagan.inference.face import OneEuroFilter, detect_faces, face_landmarks
 from dagan.inference.runtime import PRECISIONS, Runtime, TorchRuntime, autocast_context  # noqa: F401
-from dagan.inference.visualize import colorize_depth, draw_keypoints
-from dagan.io import iter_frames, open_writer, probe_video, read_image, to_uint8
+from dagan.inference.profile import Profile
+from dagan.inference.stages import (
+    Animated,
+    Composer,
+    MotionTransfer,
+    SourceFace,
+    batched,
+    driving_crops,
+    frames_to_tensor,
+    prepare_source,
+)
+from dagan.inference.workers import drain, prefetch
+from dagan.io import open_writer, probe_video, read_image, to_uint8
 from dagan.models import DaGAN
 
 
@@ -66,7 +66,7 @@ class AnimateOptions:
     smooth_keypoints: float = 0.0  # One-Euro min cutoff in Hz; 0 disables
     audio: bool = True
     batch_size: int = 8
-    detect_every: int = 1
+    detect_every: int = 10  # full face detection every N driving frames, tracked in between
 
 
 @dataclass
@@ -78,6 +78,7 @@ class AnimateResult:
     audio: bool
     best_frame: int
     messages: list[str] = field(default_factory=list)
+    profile: Profile | None = None  # time per stage (`dagan animate --profile` prints its table)
 
 
 def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -98,47 +99,32 @@ class AnimationPipeline:
 
     pipe = AnimationPipeline(DaGAN.from_pretrained(dir), device="auto", precision="fp32")
     pipe.run("photo.jpg", "driving.mp4", "out.mp4", AnimateOptions(paste_back=True))
+
+    `model` is a `DaGAN` (run by `TorchRuntime`), an object with `make_runtime(device, precision)`
+    (e.g. an exported ONNX model; it gets the device string as given), or a `Runtime` itself.
+    Everything the pipeline asks of the networks goes through `self.runtime`. `compile` asks
+    `TorchRuntime` for torch.compile; `overlap=False` runs every stage on the calling thread
+    (for measurements and debugging).
     """
 
-    def __init__(self, model: DaGAN | Runtime, device: str = "auto", precision: str = "fp32", progress: bool = True):
+    def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
+                 compile: bool = False, overlap: bool = True):
         if isinstance(model, DaGAN):
-            self.device = resolve_device(device)
-            self.runtime: Runtime = TorchRuntime(model, self.device, precision)
+            extra = {"compile": True} if compile else {}
+            self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, **extra)
+        elif hasattr(model, "make_runtime"):
+            self.runtime = model.make_runtime(device, precision)
         else:
             self.runtime = model
-            self.device = model.device
+        self.device = self.runtime.device
         self.precision = self.runtime.precision
         self.model = model
         self.size = self.runtime.config.image_size
         self.progress = progress
-
-    # ------------------------------------------------------------------ helpers
-    def _tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
-        arr = np.stack([f.astype(np.float32) for f in frames])  # T×S×S×3
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
-
-    def _source_crop(self, photo: np.ndarray, source: str, crop: bool, messages: list[str]):
-        h, w = photo.shape[:2]
-        if not crop:
-            if abs(h - w) > 0.05 * max(h, w):
-                messages.append(f"{source} is {w}×{h}, not square; --no-crop stretches it to {self.size}²")
-            return crop_and_resize(photo, Box(0, 0, w, h), self.size), Box(0, 0, w, h)
-        face, count = detect_largest_face(to_uint8(photo), source=source)
-        if count > 1:
-            messages.append(f"{count} faces in {source}; animating the largest")
-        box = crop_box_from_face(face, (w, h))
-        return crop_and_resize(photo, box, self.size), box
+        self.overlap = overlap
 
     def _driving_crops(self, path: str, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
-        if not crop:
-            for frame in iter_frames(path):
-                h, w = frame.shape[:2]
-                yield crop_and_resize(frame, Box(0, 0, w, h), self.size)
-            return
-        tracker = FaceTracker(source=str(path), detect_every=detect_every)
-        for tracked in tracker.track(lambda: iter_frames(path)):
-            yield crop_and_resize(tracked.frame, tracked.crop_box, self.size)
-        messages.extend(tracker.report.messages())
+        return driving_crops(path, self.size, crop=crop, detect_every=detect_every, messages=messages)
 
     def _find_best_frame(self, source_crop: np.ndarray, path: str, options: AnimateOptions, source: str):
         """Index and crop of the driving frame whose normalised landmarks are closest to the source's."""
@@ -158,6 +144,26 @@ class AnimationPipeline:
             raise DaganError(f"--best-frame auto: no facial landmarks found in any frame of {path}")
         return best, best_crop
 
+    def _initial_frame(self, source: SourceFace, driving: str, num_frames: int, options: AnimateOptions,
+                       name: str, messages: list[str]) -> tuple[int, Keypoints | None]:
+        """The initial driving frame's index and keypoints (None: the first frame, found while running)."""
+        if options.best_frame is None:
+            return 0, None
+        if options.best_frame == "auto":
+            index, crop = self._find_best_frame(source.crop, driving, options, name)
+            messages.append(f"best driving frame: {index}")
+        else:
+            index, crop = int(options.best_frame), None
+            if not 0 <= index < max(num_frames, 1):
+                raise DaganError(f"--best-frame {index} is outside {driving} (0…{num_frames - 1})")
+            for i, candidate in enumerate(self._driving_crops(driving, options.crop, options.detect_every, [])):
+                if i == index:
+                    crop = candidate
+                    break
+            if crop is None:
+                raise DaganError(f"--best-frame {index}: {driving} has fewer frames")
+        return index, self.runtime.driving_keypoints(frames_to_tensor([crop], self.device))[1]
+
     # ------------------------------------------------------------------ main entry
     @torch.no_grad()
     def run(
@@ -168,125 +174,80 @@ class AnimationPipeline:
         options: AnimateOptions | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> AnimateResult:
+        """Animate `source` with `driving` into `output` (.mp4/.mov, .gif or a PNG folder).
+
+        Decode, face tracking and crop run on one background thread, compose and encode on
+        another, the networks on the calling thread (`overlap=False`: all on the calling thread).
+        `on_progress(frames_written)` is called from the thread that writes. Per-stage times are in
+        `result.profile`.
+        """
         options = options or AnimateOptions()
-        if options.batch_size < 1:
-            raise DaganError(f"--batch-size must be at least 1, got {options.batch_size}")
-        if options.side_by_side and options.paste_back:
-            raise DaganError("--side-by-side and --paste-back cannot be combined; choose one")
+        check_options(options)
         source, driving, output = str(source), str(driving), Path(output)
         messages: list[str] = []
+        profile = Profile(overlapped=self.overlap)
         photo = read_image(source)
         info = probe_video(driving)
         if info.num_frames == 0:
             raise DaganError(f"{driving} has no video frames")
-        source_crop, source_box = self._source_crop(photo, source, options.crop, messages)
-        runtime = self.runtime
-
-        best_index = 0
-        initial_crop = None
-        if options.best_frame == "auto":
-            best_index, initial_crop = self._find_best_frame(source_crop, driving, options, source)
-            messages.append(f"best driving frame: {best_index}")
-        elif options.best_frame is not None:
-            best_index = int(options.best_frame)
-            if not 0 <= best_index < max(info.num_frames, 1):
-                raise DaganError(f"--best-frame {best_index} is outside {driving} (0…{info.num_frames - 1})")
-            for i, crop in enumerate(self._driving_crops(driving, options.crop, options.detect_every, [])):
-                if i == best_index:
-                    initial_crop = crop
-                    break
-            if initial_crop is None:
-                raise DaganError(f"--best-frame {best_index}: {driving} has fewer frames")
-
-        state = runtime.prepare_source(self._tensor([source_crop]))
-        source_kp = state.keypoints
-        kp_initial = None
-        if initial_crop is not None:
-            kp_initial = runtime.driving_keypoints(self._tensor([initial_crop]))[1]
-        adapt = options.relative and options.adapt_movement_scale
-
-        if options.paste_back:
-            out_w, out_h = even_size(photo.shape[1], photo.shape[0])
-        else:
-            out_w, out_h = self.size, self.size
-        if options.side_by_side:
-            out_w, out_h = 5 * self.size, self.size
+        face = prepare_source(self.runtime, photo, source, crop=options.crop, messages=messages)
+        best_index, initial = self._initial_frame(face, driving, info.num_frames, options, source, messages)
         smoother = OneEuroFilter(min_cutoff=options.smooth_keypoints, beta=0.05, rate=info.fps) \
             if options.smooth_keypoints > 0 else None
-
+        motion = MotionTransfer(self.runtime, face.state, relative=options.relative,
+                                adapt_movement_scale=options.adapt_movement_scale, initial=initial, smoother=smoother,
+                                profile=profile)
+        compose = Composer(face, self.size, paste=options.paste_back, side_by_side=options.side_by_side)
         audio_from = driving if (options.audio and info.has_audio) else None
-        writer = open_writer(output, info.frame_rate, (out_w, out_h), audio_from=audio_from)
+        writer = open_writer(output, info.frame_rate, compose.output_size, audio_from=audio_from)
         progress = self._progress_bar(info.num_frames)
-        written = 0
-        source_u8 = to_uint8(source_crop)
+
+        def write(item: tuple[Animated, int, np.ndarray]) -> None:
+            with profile.stage("compose/paste"):
+                frame = compose(*item)
+            with profile.stage("encode"):
+                writer.write(frame)
+            profile.frames += 1
+            progress.update(1)
+            if on_progress:
+                on_progress(profile.frames)
+
+        def read() -> Iterator[np.ndarray]:
+            return driving_crops(driving, self.size, crop=options.crop, detect_every=options.detect_every,
+                                 messages=messages, profile=profile)
+
+        queued = 2 * options.batch_size
+        profile.start()
         try:
             with writer:
-                batch: list[np.ndarray] = []
-
-                scale = None
-
-                def flush():
-                    nonlocal kp_initial, scale, written
-                    frames = self._tensor(batch)
-                    depth, kp = runtime.driving_keypoints(frames)
-                    if kp_initial is None:
-                        kp_initial = kp[0:1]
-                    if scale is None:
-                        scale = movement_scale(source_kp, kp_initial) if adapt else 1.0
-                    if smoother is not None:
-                        kp = self._smooth(smoother, kp)
-                    kp_norm = normalize_keypoints(source_kp, kp, kp_initial, relative=options.relative, scale=scale)
-                    pred = runtime.generate(state, kp_norm).permute(0, 2, 3, 1).cpu().numpy()
-                    for i, p in enumerate(pred):
-                        writer.write(self._compose(p, batch[i], source_u8, photo, source_box, depth[i], kp[i:i + 1],
-                                                   options))
-                        written += 1
-                        progress.update(1)
-                        if on_progress:
-                            on_progress(written)
-                    batch.clear()
-
-                for crop in self._driving_crops(driving, options.crop, options.detect_every, messages):
-                    batch.append(crop)
-                    if len(batch) == options.batch_size:
-                        flush()
-                if batch:
-                    flush()
-                if written == 0:
+                with prefetch(read, queued, background=self.overlap, name="read") as crops, \
+                        drain(write, queued, background=self.overlap, name="write") as sink:
+                    for batch in batched(crops, options.batch_size):
+                        animated = motion(batch)
+                        for i, crop in enumerate(batch):
+                            sink.put((animated, i, crop))
+                    sink.finish()
+                if profile.frames == 0:
                     raise DaganError(f"{driving} has no decodable frames")
                 audio_written = getattr(writer, "writes_audio", False)
         finally:
             progress.close()
-        return AnimateResult(output, written, info.fps, (out_w, out_h), bool(audio_written), best_index, messages)
-
-    # ------------------------------------------------------------------ per-frame output
-    def _smooth(self, smoother: OneEuroFilter, kp: Keypoints) -> Keypoints:
-        values, jacs = [], []
-        for i in range(kp.value.shape[0]):
-            parts = [kp.value[i].reshape(-1)]
-            if kp.jacobian is not None:
-                parts.append(kp.jacobian[i].reshape(-1))
-            flat = torch.cat(parts).cpu().numpy().astype(np.float64)
-            smoothed = torch.from_numpy(smoother(flat)).to(kp.value)
-            n = kp.value[i].numel()
-            values.append(smoothed[:n].view_as(kp.value[i]))
-            if kp.jacobian is not None:
-                jacs.append(smoothed[n:].view_as(kp.jacobian[i]))
-        return Keypoints(torch.stack(values), torch.stack(jacs) if jacs else None)
-
-    def _compose(self, pred, driving_crop, source_u8, photo, source_box, depth, kp, options):
-        if options.paste_back:
-            w, h = even_size(photo.shape[1], photo.shape[0])
-            return to_uint8(paste_back(photo, pred, source_box)[:h, :w])
-        if not options.side_by_side:
-            return to_uint8(pred)
-        driving_u8 = to_uint8(driving_crop)
-        panels = [source_u8, driving_u8, to_uint8(pred), colorize_depth(depth[0].float().cpu().numpy()),
-                  draw_keypoints(driving_u8, kp.value[0].cpu().numpy())]
-        return np.concatenate(panels, axis=1)  # S×5S×3
+        profile.stop()
+        return AnimateResult(output, profile.frames, info.fps, compose.output_size, bool(audio_written), best_index,
+                             messages, profile)
 
     def _progress_bar(self, total: int):
         from tqdm import tqdm
 
         return tqdm(total=total or None, unit="frame", desc="animating", disable=not self.progress,
                     file=sys.stderr, dynamic_ncols=True)
+
+
+def check_options(options: AnimateOptions) -> None:
+    """Reject option combinations that cannot work, before any file is touched."""
+    if options.batch_size < 1:
+        raise DaganError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if options.detect_every < 1:
+        raise DaganError(f"--detect-every must be at least 1, got {options.detect_every}")
+    if options.side_by_side and options.paste_back:
+        raise DaganError("--side-by-side and --paste-back cannot be combined; choose one")
