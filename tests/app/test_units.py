@@ -42,8 +42,8 @@ def test_fields_named_as_the_cli_flags_set_the_options():
     ({"paste_back": "maybe"}, "'paste_back' must be true or false"),
     ({"best_frame": "-1"}, "'best_frame' must be ≥ 0"),
     ({"best_frame": "middle"}, "'auto' or a frame number"),
-    ({"smooth_keypoints": "fast"}, "must be a number"),
-    ({"smooth_keypoints": "-1"}, "between 0 and 100"),
+    ({"smooth_keypoints": "fast"}, "must be a number Hz"),
+    ({"smooth_keypoints": "-1"}, "between 0 and 100 Hz"),
     ({"batch_size": "0"}, "between 1 and 64"),
     ({"precision": "int8"}, "fp32, bf16, fp16"),
     ({"relative": "1", "absolute": "1"}, "cannot both be true"),
@@ -111,7 +111,7 @@ def test_set_neutral_makes_the_current_pose_the_reference(runtime):
     """Relative motion from a frame to itself is no motion: the output is the source reconstructed."""
     session = LiveSession(runtime, read_image(assets.sample_source()))
     with torch.no_grad():
-        still = runtime.generate(session.state, session.state.keypoints)[0].permute(1, 2, 0).numpy()
+        still = runtime.generate(session.source.state, session.source.state.keypoints)[0].permute(1, 2, 0).numpy()
     a, b = _frames(21)[::20]
     first = session.process(a)  # the first frame is the neutral pose
     session.process(b)

@@ -1,7 +1,8 @@
 """Live webcam animation: one camera frame in, one animated frame out, through the `Runtime` calls.
 
-Per frame: crop the face (detected every `detect_every` frames on a downscaled copy, the crop
-smoothed in between), `runtime.driving_keypoints`, `normalize_keypoints` relative to the neutral
+Per frame: crop the face (detected every `detect_every` frames on a downscaled copy, followed by
+the fast pipeline's correlation follower in between, the crop smoothed), then the pipeline's
+`MotionTransfer` stage: `runtime.driving_keypoints`, `normalize_keypoints` relative to the neutral
 pose, `runtime.generate`. The neutral pose is the first frame after start or after
 `set_neutral()`: relative motion needs a reference frame, and live it is the user's own pose.
 
@@ -9,8 +10,7 @@ pose, `runtime.generate`. The neutral pose is the first frame after start or aft
 frame that arrives while the model is busy replaces the waiting one (counted as dropped) and the
 latency stays bounded by one frame's work instead of growing with a queue.
 
-Kept apart from the file pipeline on purpose: the streaming stages of the fast pipeline can replace
-`LiveSession.process` without touching the server.
+Kept apart from the server: `LiveSession.process` is the only per-frame call it makes.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from dagan.errors import DaganError
-from dagan.geometry import normalize_keypoints
-from dagan.geometry.keypoints import movement_scale
-from dagan.inference.face import Box, crop_and_resize, crop_box_from_face, detect_faces, detect_largest_face
+from dagan.inference.face import Box, crop_box_from_face, detect_faces
 from dagan.inference.runtime import Runtime
+from dagan.inference.stages import MotionTransfer, crop_frame, prepare_source
+from dagan.inference.tracking import CorrelationFollower
 from dagan.io import to_uint8
 
 MAX_CAMERA_SIDE = 1280
@@ -49,72 +49,73 @@ def encode_jpeg(frame: np.ndarray, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
-def _tensor(crop: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(crop).permute(2, 0, 1)[None].contiguous().to(device)  # 1×3×S×S
-
-
 class CropTracker:
-    """Square face crop for a camera stream: detect every N frames, exponential smoothing between."""
+    """Square face crop for a camera stream, one frame at a time.
 
-    def __init__(self, detect_every: int = 5, smoothing: float = 0.5, max_side: int = 320):
+    dlib detection every `detect_every` frames on a copy of at most `max_side` pixels; the fast
+    pipeline's `CorrelationFollower` follows the face in between (a lost face is detected again on
+    that frame). The crop (centre, side) is smoothed exponentially against jitter. Until a face is
+    found the centred square is used.
+    """
+
+    def __init__(self, detect_every: int = 10, smoothing: float = 0.5, max_side: int = 320):
         self.detect_every = max(1, detect_every)
         self.smoothing = smoothing
         self.max_side = max_side
+        self.follower = CorrelationFollower()
         self.count = 0
+        self.following = False
         self.crop: np.ndarray | None = None  # (cx, cy, side)
-        self.face_found = False
+
+    def _face(self, frame: np.ndarray) -> Box | None:
+        if self.following and self.count % self.detect_every:
+            face = self.follower.update(frame)
+            if face is not None:
+                return face
+        boxes = detect_faces(frame, max_side=self.max_side, upsample=0)
+        self.following = bool(boxes)
+        if boxes:
+            self.follower.start(frame, boxes[0])
+        return boxes[0] if boxes else None
 
     def __call__(self, frame: np.ndarray) -> Box:
         h, w = frame.shape[:2]
-        if self.crop is None or not self.face_found or self.count % self.detect_every == 0:
-            boxes = detect_faces(frame, max_side=self.max_side, upsample=0)
-            if boxes:
-                box = crop_box_from_face(boxes[0], (w, h))
-                target = np.array([*box.center, box.width])
-                first = not self.face_found or self.crop is None
-                self.crop = target if first else self.smoothing * self.crop + (1 - self.smoothing) * target
-                self.face_found = True
+        face = self._face(frame)
         self.count += 1
-        if self.crop is None:  # no face yet: the centred square
-            side = min(w, h)
-            return Box.square(w / 2, h / 2, side)
+        if face is not None:
+            box = crop_box_from_face(face, (w, h))
+            target = np.array([*box.center, box.width])
+            self.crop = target if self.crop is None else self.smoothing * self.crop + (1 - self.smoothing) * target
+        if self.crop is None:
+            return Box.square(w / 2, h / 2, min(w, h))
         return Box.square(*self.crop)
 
 
 class LiveSession:
-    """A source photo animated by camera frames; `process(frame)` is one frame of work."""
+    """A source photo animated by camera frames; `process(frame)` is one frame of work.
+
+    Built from the file pipeline's stages: `prepare_source` crops the photo and runs the networks'
+    once-per-photo part, `MotionTransfer` moves the source keypoints by the driving motion relative
+    to its initial (here: neutral) keypoints and generates.
+    """
 
     def __init__(self, runtime: Runtime, photo: np.ndarray, *, relative: bool = True, adapt_scale: bool = True,
-                 detect_every: int = 5):
-        self.runtime = runtime
+                 detect_every: int = 10):
         self.size = runtime.config.image_size
-        self.relative = relative
-        self.adapt_scale = adapt_scale
-        face, _ = detect_largest_face(photo, source="the source photo")
-        box = crop_box_from_face(face, (photo.shape[1], photo.shape[0]))
-        self.source_crop = to_uint8(crop_and_resize(photo, box, self.size))
-        with torch.no_grad():
-            self.state = runtime.prepare_source(_tensor(self.source_crop.astype(np.float32) / 255, runtime.device))
+        self.source = prepare_source(runtime, photo, "the source photo", crop=True, messages=[])
+        self.motion = MotionTransfer(runtime, self.source.state, relative=relative, adapt_movement_scale=adapt_scale)
         self.tracker = CropTracker(detect_every)
-        self.neutral = None
-        self.scale = 1.0
 
     def set_neutral(self) -> None:
-        """The next frame becomes the reference pose of relative motion."""
-        self.neutral = None
+        """The next frame becomes the reference pose of relative motion (and of the movement scale)."""
+        self.motion.initial = None
+        self.motion.scale = None
 
     @torch.no_grad()
     def process(self, frame: np.ndarray) -> np.ndarray:
         """H×W×3 uint8 camera frame → S×S×3 uint8 animated source."""
-        crop = crop_and_resize(frame, self.tracker(frame), self.size)  # S×S×3 float32
-        _, kp = self.runtime.driving_keypoints(_tensor(crop, self.runtime.device))
-        if self.neutral is None:
-            self.neutral = kp
-            self.scale = movement_scale(self.state.keypoints, kp) if self.adapt_scale else 1.0
-        kp_norm = normalize_keypoints(self.state.keypoints, kp, self.neutral, relative=self.relative,
-                                      scale=self.scale)
-        out = self.runtime.generate(self.state, kp_norm)  # 1×3×S×S in [0, 1]
-        return to_uint8(out[0].permute(1, 2, 0).cpu().numpy())
+        crop = crop_frame(frame, self.tracker(frame), self.size)  # S×S×3 float32
+        return to_uint8(self.motion([crop]).frames[0])
 
 
 class LatestFrame:

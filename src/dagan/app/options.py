@@ -52,24 +52,20 @@ def _best_frame(name: str, raw: str) -> str | int | None:
     return index
 
 
-def _smoothing(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DaganError(f"field {name!r} must be a number (Hz), got {raw!r}") from None
-    if not 0 <= value <= 100:
-        raise DaganError(f"field {name!r} must be between 0 and 100 Hz, got {raw!r}")
-    return value
+def _number(cast: type, low: float, high: float, unit: str = ""):
+    """A parser for an int or float field within [low, high]."""
+    kind = "an integer" if cast is int else "a number"
 
+    def parse(name: str, raw: str):
+        try:
+            value = cast(raw)
+        except ValueError:
+            raise DaganError(f"field {name!r} must be {kind}{unit}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise DaganError(f"field {name!r} must be between {low:g} and {high:g}{unit}, got {raw!r}")
+        return value
 
-def _batch(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise DaganError(f"field {name!r} must be an integer, got {raw!r}") from None
-    if not 1 <= value <= MAX_BATCH:
-        raise DaganError(f"field {name!r} must be between 1 and {MAX_BATCH}, got {value}")
-    return value
+    return parse
 
 
 def _precision(name: str, raw: str) -> str:
@@ -88,12 +84,14 @@ OPTION_FIELDS: dict[str, Field] = {
     "absolute": Field("boolean", "absolute keypoint motion (--absolute)", _flag),
     "no_adapt_scale": Field("boolean", "do not scale the motion by the keypoint hull areas", _flag),
     "best_frame": Field("string", "initial driving frame: 'auto' (closest landmarks) or a frame number", _best_frame),
-    "smooth_keypoints": Field("number", "One-Euro keypoint smoothing, min cutoff in Hz (0 = off)", _smoothing),
+    "smooth_keypoints": Field("number", "One-Euro keypoint smoothing, min cutoff in Hz (0 = off)",
+                              _number(float, 0, 100, " Hz")),
     "no_crop": Field("boolean", "inputs are already face crops", _flag),
     "paste_back": Field("boolean", "blend the face back into the full-size photo", _flag),
     "side_by_side": Field("boolean", "source | driving | result | depth | keypoints panels", _flag),
     "no_audio": Field("boolean", "do not copy the driving audio", _flag),
-    "batch_size": Field("integer", f"driving frames per batch (1…{MAX_BATCH}, default 8)", _batch),
+    "batch_size": Field("integer", f"driving frames per batch (1…{MAX_BATCH}, default 8)",
+                        _number(int, 1, MAX_BATCH)),
     "precision": Field("string", "fp32, bf16 or fp16 (fp16 needs a GPU)", _precision, tuple(PRECISIONS)),
 }
 FILE_FIELDS = {"source": "the source photo (any image Pillow reads)",
