@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 
 from app_helpers import ROOT, need
@@ -46,8 +47,13 @@ def test_animate_page_runs_the_samples_and_downloads_the_video(served, browser, 
         assert info.num_frames == 75
         assert info.has_audio and info.audio_codec == "aac"
         assert "with audio" in page.text_content("#result-info")
+        assert len(served.job_folders()) == 1  # the result, kept for the page
     finally:
         page.close()
+    deadline = time.monotonic() + 30
+    while served.job_folders() and time.monotonic() < deadline:  # leaving the page deletes its job
+        time.sleep(0.2)
+    assert served.job_folders() == []
 
 
 def test_animate_page_shows_a_readable_error_for_a_text_file_as_the_photo(served, browser, tmp_path):

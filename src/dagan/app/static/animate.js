@@ -165,3 +165,7 @@ $("cancel").addEventListener("click", async () => {
 });
 
 loadHealth($("model"));
+// Leaving the page deletes its job (running or finished): the server keeps no files for nobody.
+window.addEventListener("pagehide", () => {
+  if (currentJob) fetch(`/api/jobs/${currentJob}`, {method: "DELETE", keepalive: true});
+});
