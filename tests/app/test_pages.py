@@ -74,6 +74,34 @@ def test_animate_page_shows_a_readable_error_for_a_text_file_as_the_photo(served
         page.close()
 
 
+def test_animate_page_takes_a_webcam_snapshot_and_recording(served, browser, tmp_path):
+    """The fake camera as both inputs; the browser's WebM (no duration) comes back at its real rate."""
+    page = need(browser).new_page()
+    try:
+        page.goto(served.base + "/")
+        page.click("#snap-start")
+        page.wait_for_function("document.getElementById('snap-video').videoWidth > 0", timeout=30_000)
+        page.click("#snap")
+        page.wait_for_selector("#source-preview.shown")
+        page.click("#rec-start")
+        page.wait_for_function("document.getElementById('rec-video').videoWidth > 0", timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.click("#rec-stop")
+        page.wait_for_selector("#driving-preview.shown")
+        page.click("#run")
+        page.wait_for_function("!document.getElementById('download').classList.contains('hidden')"
+                               " || document.getElementById('error').textContent", timeout=180_000)
+        assert page.text_content("#error") == ""
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "webcam.mp4"
+        download.value.save_as(saved)
+        info = probe_video(saved)
+        assert info.num_frames >= 2 and 1 <= info.fps <= 60  # not the WebM's 1000 "fps" time base
+    finally:
+        page.close()
+
+
 def test_live_page_animates_the_fake_camera_and_reports_latency(served, browser):
     page = need(browser).new_page()
     try:

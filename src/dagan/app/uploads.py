@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from fractions import Fraction
 from pathlib import Path
+
+import av
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -21,7 +24,7 @@ from starlette.requests import Request
 from dagan.app.jobs import Job, JobQueue
 from dagan.app.options import FILE_FIELDS, OPTION_FIELDS, parse_options
 from dagan.errors import DaganError
-from dagan.io import probe_video, read_image
+from dagan.io import iter_frames, open_writer, probe_video, read_image
 
 
 class ApiError(Exception):
@@ -98,14 +101,58 @@ async def read_form(request: Request) -> tuple[dict[str, UploadFile], dict[str, 
     return files, fields
 
 
+def _too_long(seconds: float, max_seconds: float) -> DaganError:
+    return DaganError(f"the driving video is {seconds:.1f} s long; this server accepts at most {max_seconds:g} s "
+                      "(--max-seconds)")
+
+
+def _timestamps_rate(path: Path) -> tuple[Fraction, int]:
+    """(frame rate, frame count) from the video packets' timestamps (demuxed, not decoded)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
+        base = stream.time_base
+    if len(pts) < 2 or base is None or pts[-1] == pts[0]:
+        return Fraction(25), len(pts)
+    rate = Fraction((len(pts) - 1) / float((pts[-1] - pts[0]) * base)).limit_denominator(1)
+    return min(max(rate, Fraction(1)), Fraction(60)), len(pts)
+
+
+def normalize_recording(path: Path, max_seconds: float | None = None) -> Path:
+    """A browser recording (WebM without frame count or duration) rewritten as a constant-rate mp4.
+
+    MediaRecorder files carry no duration, so their frame rate reads as the 1/1000 s time base;
+    animated as they are, the result would play 40× too fast. The rate is measured from the packet
+    timestamps instead and the clip re-encoded at it, keeping the audio. Other files pass through.
+    """
+    info = probe_video(path)
+    if not info.frames_estimated:
+        return path
+    rate, count = _timestamps_rate(path)
+    if count == 0:
+        raise DaganError(f"video has no frames: {path}")
+    if max_seconds is not None and count / rate > max_seconds:
+        raise _too_long(float(count / rate), max_seconds)
+    out = path.with_name(path.stem + "-normalized.mp4")
+    with open_writer(out, rate, (info.width - info.width % 2, info.height - info.height % 2),
+                     audio_from=path if info.has_audio else None) as writer:
+        for frame in iter_frames(path):
+            writer.write(frame[: info.height - info.height % 2, : info.width - info.width % 2])
+    path.unlink()
+    return out
+
+
 def _check_inputs(job: Job, max_seconds: float | None) -> None:
     read_image(job.source)
+    normalized = normalize_recording(job.driving, max_seconds)
+    if normalized != job.driving:
+        job.names[str(normalized)] = job.names.pop(str(job.driving))
+        job.driving = normalized
     info = probe_video(job.driving)
     job.total, job.fps = info.num_frames, info.fps
     if max_seconds is not None:
         if info.duration > max_seconds + 0.5 / info.fps:
-            raise DaganError(f"the driving video is {info.duration:.1f} s long; this server accepts at most "
-                             f"{max_seconds:g} s (--max-seconds)")
+            raise _too_long(info.duration, max_seconds)
         job.max_frames = math.ceil(max_seconds * info.fps) + 1
 
 
