@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import quote
 
 COOKIE = "dagan_token"
@@ -31,7 +31,7 @@ def presented_token(scope) -> str | None:
     cookie = SimpleCookie()
     try:
         cookie.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header is no token
+    except CookieError:  # a malformed Cookie header is no token
         return None
     morsel = cookie.get(COOKIE)
     return morsel.value if morsel else None

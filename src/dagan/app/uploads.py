@@ -51,15 +51,14 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.max_bytes is None:
             return await self.app(scope, receive, send)
-        for key, value in scope.get("headers", []):
-            if key.lower() == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                scope = dict(scope, dagan_body_error=self._error())
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        refuse_now = declared.isdigit() and int(declared) > self.max_bytes
         received = 0
 
         async def limited():
             nonlocal received
-            if "dagan_body_error" in scope:
-                raise scope["dagan_body_error"]
+            if refuse_now:
+                raise self._error()
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
