@@ -149,6 +149,7 @@ def test_serve_warns_for_a_public_host_without_a_token():
     (["--concurrency", "0"], "--concurrency must be at least 1"),
     (["--max-queue", "-1"], "--max-queue must be ≥ 0"),
     (["--token", " "], "--token must not be empty"),
+    (["--threads", "0"], "--threads must be at least 1"),
 ])
 def test_serve_rejects_bad_arguments_in_one_line(argv, message, capsys):
     assert main(["serve", *argv]) == 2

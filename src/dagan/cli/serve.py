@@ -21,12 +21,16 @@ def add_arguments(p):
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="request body limit in MB (default 50)")
     p.add_argument("--max-seconds", type=float, default=60.0, help="longest driving video in seconds (default 60)")
     p.add_argument("--max-live", type=int, default=2, help="live webcam sessions at once (default 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is faster on a machine busy with other work)")
     p.add_argument("--work-dir", default=None, help="folder for uploads and results (default: the system temp dir)")
 
 
 def check_arguments(args) -> None:
     if not 0 <= args.port <= 65535:
         raise DaganError(f"--port must be 0…65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise DaganError(f"--threads must be at least 1, got {args.threads}")
     for name in ("concurrency", "max_live"):
         if getattr(args, name) < 1:
             raise DaganError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -55,6 +59,10 @@ def run(args):
     from dagan.inference.pipeline import resolve_device
 
     device = str(resolve_device(args.device))
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     warning = host_warning(args.host, args.token)
     if warning:
         print(f"dagan serve: warning: {warning}", file=sys.stderr)
