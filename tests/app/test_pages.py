@@ -38,6 +38,10 @@ def test_animate_page_runs_the_samples_and_downloads_the_video(served, browser, 
         assert page.text_content("#error") == ""
         assert "75 / 75 frames" in page.text_content("#progress-text")
         page.wait_for_function("document.getElementById('result').readyState >= 2", timeout=30_000)
+        page.evaluate("() => new Promise(done => { const v = document.getElementById('result');"
+                      " v.onseeked = done; v.currentTime = 1.5; })")  # a frame mid-motion, playable
+        page.wait_for_function("document.getElementById('result').readyState === 4", timeout=30_000)
+        page.wait_for_timeout(500)
         _screenshot(page, "serve_animate.png")
         with page.expect_download() as download:
             page.click("#download")
