@@ -1,6 +1,6 @@
 """The two pages in a real browser (headless Debian chromium via Playwright) against `dagan serve`.
 
-Screenshots go to docs/images/serve_*.png. The live test prints its latency and frames/s and, with
+With DAGAN_SCREENSHOTS=1 the screenshots go to docs/images/serve_*.png (else to a temp dir). The live test prints its latency and frames/s and, with
 DAGAN_BENCH_OUT=FILE, writes them there as JSON (the README's numbers come from that run).
 """
 
@@ -19,9 +19,12 @@ from dagan.io import probe_video
 IMAGES = ROOT / "docs" / "images"
 
 
-def _screenshot(page, name: str) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / name), full_page=True)
+def _screenshot(page, name: str, tmp_path: Path) -> None:
+    """The page as PNG: into docs/images with DAGAN_SCREENSHOTS=1 (the README's), else a temp dir."""
+    folder = IMAGES if os.environ.get("DAGAN_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=True)
+    assert (folder / name).stat().st_size > 10_000
 
 
 def test_animate_page_runs_the_samples_and_downloads_the_video(served, browser, tmp_path):
@@ -42,7 +45,7 @@ def test_animate_page_runs_the_samples_and_downloads_the_video(served, browser, 
                       " v.onseeked = done; v.currentTime = 1.5; })")  # a frame mid-motion, playable
         page.wait_for_function("document.getElementById('result').readyState === 4", timeout=30_000)
         page.wait_for_timeout(500)
-        _screenshot(page, "serve_animate.png")
+        _screenshot(page, "serve_animate.png", tmp_path)
         with page.expect_download() as download:
             page.click("#download")
         saved = tmp_path / "download.mp4"
@@ -106,7 +109,7 @@ def test_animate_page_takes_a_webcam_snapshot_and_recording(served, browser, tmp
         page.close()
 
 
-def test_live_page_animates_the_fake_camera_and_reports_latency(served, browser):
+def test_live_page_animates_the_fake_camera_and_reports_latency(served, browser, tmp_path):
     page = need(browser).new_page()
     try:
         page.goto(served.base + "/live")
@@ -123,7 +126,7 @@ def test_live_page_animates_the_fake_camera_and_reports_latency(served, browser)
         assert float(page.text_content("#fps")) > 0
         assert int(page.text_content("#latency")) > 0 and int(page.text_content("#latency95")) > 0
         assert page.evaluate("document.getElementById('output').naturalWidth") == 128
-        _screenshot(page, "serve_live.png")
+        _screenshot(page, "serve_live.png", tmp_path)
         page.click("#stop")
     finally:
         page.close()
