@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install app chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dagan animate -o outputs/demo.mp4
 
-test: $(STAMP)
+# The browser tests need Debian's chromium: installed here when missing and we are root with apt-get.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium missing: the browser tests will fail (apt-get install -y chromium)"
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+app: $(STAMP)
+	$(VENV)/bin/dagan serve
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
