@@ -4,21 +4,15 @@ fp32/bf16/fp16 against the loaded model, float32 heads and coordinates, and the 
 import pytest
 import torch
 
-from dagan.config import get_preset
 from dagan.errors import DaganError
 from dagan.inference.runtime import TorchRuntime
-from dagan.models import DaGAN
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = DaGAN(get_preset("tiny")).eval()
-    with torch.no_grad():
-        m.generator.attention.gamma.fill_(0.5)
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 def psnr(a, b):
