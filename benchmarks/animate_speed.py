@@ -1,33 +1,53 @@
-"""Animation speed: our batched, source-cached path vs the original's per-frame path, same frames.
+"""Animation speed of the networks, as ratios against the original's per-frame way, same frames, one run.
 
-    python benchmarks/animate_speed.py [--model DIR | --preset vox-256] [--frames 16] [--batch-size 8]
-        [--device cpu] [--precision fp32] [--pipeline]
+    python benchmarks/animate_speed.py [--preset vox-256 | --model DIR] [--frames 8] [--batch-size 8]
+        [--device cpu] [--repeats 2] [--compile] [--ablation] [--profile] [--pipeline] [--onnx]
 
-Reports frames/s for (a) the networks alone with our method (source encoded once, driving frames
-in batches), (b) the original demo.py way on the same frames (source depth/features recomputed per
-frame, batch 1, fp32, driving depth of frame 0 recomputed), their ratio and the max abs difference
-between the two outputs; with --pipeline also (c) the whole `dagan animate` pipeline (decode, face
-crop, animate, encode) on the bundled sample.
+Variants (each timed on the same frames; best of --repeats, interleaved so load noise hits all alike):
+- original: demo.py's make_animation (batch 1, source re-encoded every frame, fp32, the loaded model);
+- ours fp32 / ours bf16 (fp16 on CUDA): the inference form (`dagan.inference.optimize`: BatchNorm
+  folded, weights cast once, channels_last, tiled attention), source encoded once, batches of frames;
+- with --compile, the same under torch.compile (its compile time is reported);
+- with --ablation, the previous way (the loaded model under autocast) and bf16 without channels_last.
+Quality: PSNR of bf16 against our fp32, and of our fp32 against the original way.
+Also printed: the CPU and its flags, which oneDNN kernels ran, FLOPs per frame (FlopCounterMode)
+against the measured fp32/bf16 matmul peak, and how far each variant is from that limit.
+--pipeline calls `run_pipeline_benchmark(model, args)` from benchmarks/pipeline_speed.py and --onnx
+`run_onnx_benchmark(model, source, driving, args)` from benchmarks/onnx_speed.py; each returns rows
+(dicts with `variant` and `fps`, optional `note`) that join the table, or None when it prints its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import math
+import os
+import re
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from dagan.config import get_preset
 from dagan.geometry import normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
+from dagan.inference.hardware import cpu_flags, cpu_name, precision_note
+from dagan.inference.optimize import DTYPES, inference_form
 from dagan.inference.pipeline import autocast_context, resolve_device
 from dagan.models import DaGAN
+
+TARGETS = {"ours fp32": "≥1.9×", "ours bf16": "≥5× AMX / ≥3× AVX-512-BF16"}
 
 
 def frames_like_video(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(1, 3, size, size, generator=g)
-    base = torch.nn.functional.avg_pool2d(base, 9, 1, 4)  # smooth images
+    base = F.avg_pool2d(base, 9, 1, 4)  # smooth images
     shifts = [torch.roll(base, shifts=(i % 7 - 3, i % 5 - 2), dims=(2, 3)) for i in range(n)]
     return base.clamp(0, 1), torch.cat(shifts).clamp(0, 1)
 
@@ -39,6 +59,7 @@ def sync(device):
 
 @torch.no_grad()
 def ours(model, source, driving, batch_size, device, precision):
+    """The previous way: the loaded model under autocast (kept for --ablation)."""
     with autocast_context(device, precision):
         out = model.animate(source, driving, batch_size=batch_size)
     return out.float()
@@ -61,61 +82,235 @@ def original_way(model, source, driving):
     return torch.cat(outs)
 
 
-def timed(fn, device, repeats=1):
-    fn()  # warm-up
-    sync(device)
-    best = float("inf")
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+# ---------------------------------------------------------------- the machine
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """Best measured FLOP/s of an n×n×n torch.mm at `dtype`."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.mm(a, b)
+    best = math.inf
     for _ in range(repeats):
+        sync(device)
         start = time.perf_counter()
-        out = fn()
+        torch.mm(a, b)
         sync(device)
         best = min(best, time.perf_counter() - start)
-    return out, best
+    return 2 * n**3 / best
+
+
+@contextlib.contextmanager
+def captured_stdout_fd():
+    """Capture what C code (oneDNN verbose) writes to file descriptor 1; yields a list filled on exit."""
+    lines: list[str] = []
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            yield lines
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().splitlines())
+
+
+def onednn_kernels() -> dict[str, str]:
+    """Implementation names oneDNN chose for a 3×3 conv (channels_last) and a matmul, fp32 and bf16."""
+    found: dict[str, str] = {}
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        c = conv.to(dtype).to(memory_format=torch.channels_last)
+        x = torch.randn(2, 64, 32, 32).to(dtype).contiguous(memory_format=torch.channels_last)
+        a = torch.randn(256, 256).to(dtype)
+        with torch.no_grad(), captured_stdout_fd() as lines:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                c(x)
+                torch.mm(a, a)
+        for line in lines:
+            m = re.match(r"onednn_verbose,(?:[^,]*,)*?exec,cpu,(\w+),([^,]+),", line)
+            if m:
+                found.setdefault(f"{m.group(1)} {name}", m.group(2))
+        found.setdefault(f"matmul {name}", "not oneDNN (MKL/OpenBLAS gemm)")
+    return found
+
+
+def machine_report(device: torch.device) -> list[str]:
+    flags = cpu_flags() or set()
+    have = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
+    lines = [f"CPU: {cpu_name()}; flags: {', '.join(have) or 'unknown'}; "
+             f"torch.backends.cpu.get_cpu_capability(): {torch.backends.cpu.get_cpu_capability()}; "
+             f"threads {torch.get_num_threads()}; torch {torch.__version__}"]
+    if device.type == "cuda":
+        lines.append(f"GPU: {torch.cuda.get_device_name(device)}")
+    else:
+        kernels = onednn_kernels()
+        lines.append("oneDNN kernels: " + "; ".join(f"{k} → {v}" for k, v in sorted(kernels.items())))
+    note = precision_note(device, "bf16")
+    if note:
+        lines.append(note)
+    return lines
+
+
+@torch.no_grad()
+def flops_per_frame(fast, source, driving, batch_size) -> tuple[float, float]:
+    """(per-frame FLOPs, once-per-source FLOPs) of the inference form, counted by FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    frames = driving[:batch_size]
+    with FlopCounterMode(display=False) as once:
+        state = fast.prepare_source(source)
+    with FlopCounterMode(display=False) as per_batch:
+        kp = fast.driving_keypoints(frames)
+        fast.generate(state, normalize_keypoints(state.keypoints, kp, kp[0:1]))
+    return per_batch.get_total_flops() / frames.shape[0], once.get_total_flops()
+
+
+# ---------------------------------------------------------------- the run
+def build_variants(model, args, device, reduced: str):
+    """name → (callable returning frames, note). Forms are built here, outside the timings."""
+    b = args.batch_size
+    variants = {"original": (lambda s, d: original_way(model, s, d), "batch 1, source per frame, fp32")}
+    for precision in ("fp32", reduced):
+        form = inference_form(model, device, precision)
+        variants[f"ours {precision}"] = (lambda s, d, f=form: f.animate(s, d, batch_size=b).float(),
+                                         f"batch {b}, inference form")
+        if args.compile:
+            cform = inference_form(model, device, precision, compile=True)
+            variants[f"ours {precision} compiled"] = (lambda s, d, f=cform: f.animate(s, d, batch_size=b).float(),
+                                                      f"batch {b}, torch.compile")
+    if args.ablation:
+        variants["previous fp32"] = (lambda s, d: ours(model, s, d, b, device, "fp32"), "loaded model, no folding")
+        variants[f"previous {reduced}"] = (lambda s, d: ours(model, s, d, b, device, reduced), "autocast")
+        nchw = inference_form(model, device, reduced, channels_last=False)
+        variants[f"ours {reduced} NCHW"] = (lambda s, d, f=nchw: f.animate(s, d, batch_size=b).float(),
+                                            "inference form without channels_last")
+    return variants
+
+
+def time_variants(variants, source, driving, device, repeats):
+    """Warm up every variant (compile time = first call - best call), then interleave timed repeats."""
+    first, best, outputs = {}, {}, {}
+    for name, (fn, _) in variants.items():
+        sync(device)
+        start = time.perf_counter()
+        outputs[name] = fn(source, driving)
+        sync(device)
+        first[name] = time.perf_counter() - start
+    for _ in range(repeats):
+        for name, (fn, _) in variants.items():
+            sync(device)
+            start = time.perf_counter()
+            fn(source, driving)
+            sync(device)
+            best[name] = min(best.get(name, math.inf), time.perf_counter() - start)
+    return first, best, outputs
+
+
+def external_rows(module: str, function: str, *call_args) -> list[dict]:
+    path = Path(__file__).with_name(module + ".py")
+    sys.path.insert(0, str(path.parent))
+    try:
+        fn = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        print(f"skipped: benchmarks/{module}.py with {function}() does not exist yet (another branch adds it)")
+        return []
+    return fn(*call_args) or []
+
+
+def print_table(rows: list[tuple]):
+    header = ("variant", "frames/s", "s/frame", "× original", "PSNR dB", "vs", "target", "note")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def profile_variant(fn, source, driving, name):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn(source, driving)
+    print(f"profile of {name} (top 8 by self CPU time):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None)
     p.add_argument("--preset", default="vox-256")
-    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--frames", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd inference forms")
+    p.add_argument("--ablation", action="store_true", help="also time the previous (autocast) way and NCHW")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of the bf16 and original runs")
     p.add_argument("--pipeline", action="store_true")
+    p.add_argument("--onnx", action="store_true")
     args = p.parse_args()
     device = resolve_device(args.device)
+    reduced = "fp16" if device.type == "cuda" and not torch.cuda.is_bf16_supported() else "bf16"
     torch.manual_seed(0)
     model = DaGAN.from_pretrained(args.model) if args.model else DaGAN(get_preset(args.preset)).eval()
+    if not args.model:
+        with torch.no_grad():
+            model.generator.attention.gamma.fill_(1.0)  # γ = 0 at init would hide the attention's error
     model = model.to(device)
     size = model.config.image_size
     source, driving = frames_like_video(args.frames, size)
     source, driving = source.to(device), driving.to(device)
-    print(f"model: {args.model or 'preset ' + args.preset + ' (random weights)'}; {args.frames} frames at {size}²; "
-          f"device {device}; threads {torch.get_num_threads()}")
-    ref, t_orig = timed(lambda: original_way(model, source, driving), device, args.repeats)
-    fast, t_ours = timed(lambda: ours(model, source, driving, args.batch_size, device, args.precision), device,
-                         args.repeats)
-    n = args.frames
-    print(f"original way (batch 1, source re-encoded per frame, fp32): {n / t_orig:7.2f} frames/s ({t_orig / n:.3f} s/frame)")
-    print(f"ours (batch {args.batch_size}, source cached, {args.precision}):{' ' * 12}{n / t_ours:7.2f} frames/s "
-          f"({t_ours / n:.3f} s/frame)")
-    print(f"speed-up: {t_orig / t_ours:.2f}x; max |difference|: {float((fast - ref).abs().max()):.3g}")
+    print(f"model: {args.model or 'preset ' + args.preset + ' (random weights, attention γ = 1)'}; "
+          f"{args.frames} frames at {size}²; device {device}; best of {args.repeats}")
+    for line in machine_report(device):
+        print(line)
+
+    variants = build_variants(model, args, device, reduced)
+    first, best, outputs = time_variants(variants, source, driving, device, args.repeats)
+    if args.profile:
+        for name in ("original", f"ours {reduced}"):
+            profile_variant(variants[name][0], source, driving, name)
+
+    n, t_orig = args.frames, best["original"]
+    rows = []
+    for name, (_, note) in variants.items():
+        t = best[name]
+        if name == "original":
+            quality, against = "", ""
+        elif name.startswith(("ours fp32", "previous fp32")):
+            quality, against = f"{psnr(outputs[name], outputs['original']):.1f}", "original"
+        else:
+            quality, against = f"{psnr(outputs[name], outputs['ours fp32']):.1f}", "ours fp32"
+        if name.endswith("compiled"):
+            note += f"; compile {first[name] - t:.0f} s"
+        target = TARGETS.get(name, "")
+        if name in TARGETS:
+            target += "; PSNR ≥45" if name == "ours fp32" else "; PSNR ≥40"
+        rows.append((name, f"{n / t:.2f}", f"{t / n:.3f}", f"{t_orig / t:.2f}×", quality, against, target, note))
+    extra = []
     if args.pipeline:
-        import tempfile
-        from pathlib import Path
+        extra += external_rows("pipeline_speed", "run_pipeline_benchmark", model, args)
+    if args.onnx:
+        extra += external_rows("onnx_speed", "run_onnx_benchmark", model, source, driving, args)
+    for r in extra:
+        fps = r["fps"]
+        rows.append((r["variant"], f"{fps:.2f}", f"{1 / fps:.3f}", "", "", "", "", r.get("note", "")))
+    print_table(rows)
 
-        from dagan import assets
-        from dagan.inference.pipeline import AnimateOptions, AnimationPipeline
-
-        pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=False)
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            result = pipe.run(assets.sample_source(), assets.sample_driving(), Path(tmp) / "o.mp4",
-                              AnimateOptions(batch_size=args.batch_size))
-            seconds = time.perf_counter() - start
-        print(f"whole pipeline on the bundled sample ({result.frames} frames, decode + face crop + animate + encode): "
-              f"{result.frames / seconds:.2f} frames/s")
+    fast = inference_form(model, device, "fp32")
+    per_frame, once = flops_per_frame(fast, source, driving, args.batch_size)
+    peaks = {"fp32": matmul_peak(torch.float32, device), reduced: matmul_peak(DTYPES[reduced], device)}
+    print(f"physical limit: {per_frame / 1e9:.1f} GFLOP per frame (+{once / 1e9:.1f} GFLOP once per source; "
+          f"FlopCounterMode, convs and matmuls); measured 2048² torch.mm peak: "
+          + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    for precision, peak in peaks.items():
+        name = f"ours {precision}"
+        achieved = per_frame * n / best[name]
+        print(f"  {name}: limit {peak / per_frame:.2f} frames/s at the matmul peak; measured {n / best[name]:.2f} "
+              f"= {100 * achieved / peak:.0f} % of peak ({achieved / 1e9:.0f} GFLOP/s)")
 
 
 if __name__ == "__main__":

@@ -3,23 +3,17 @@
 import pytest
 import torch
 
-from dagan.config import get_preset
 from dagan.errors import DaganError
 from dagan.geometry import normalize_keypoints
 from dagan.inference import hardware
 from dagan.inference.runtime import Runtime, TorchRuntime
-from dagan.models import DaGAN
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = DaGAN(get_preset("tiny")).eval()
-    with torch.no_grad():
-        m.generator.attention.gamma.fill_(0.3)
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 def frames(b, seed):
