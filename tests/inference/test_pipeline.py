@@ -89,16 +89,17 @@ def _normalised_keypoints(model_dir, clip, tmp_path, **options):
     """Run the pipeline and record the source and the normalised driving keypoints per frame."""
     pipe = AnimationPipeline(DaGAN.from_pretrained(model_dir), device="cpu", progress=False)
     seen = []
-    generate = pipe.model.generate
+    model = pipe.runtime.model  # the runtime's inference form of the loaded model
+    generate = model.generate
 
     def recording(state, kp, **kw):
         seen.append(kp)
         return generate(state, kp, **kw)
 
-    pipe.model.generate = recording
+    model.generate = recording
     raw = []
-    detect = pipe.model.detect_keypoints
-    pipe.model.detect_keypoints = lambda *a, **kw: raw.append(detect(*a, **kw)) or raw[-1]
+    detect = model.detect_keypoints
+    model.detect_keypoints = lambda *a, **kw: raw.append(detect(*a, **kw)) or raw[-1]
     pipe.run(ASSETS / "sample_source.png", clip, tmp_path / "o.mp4",
              AnimateOptions(crop=False, audio=False, batch_size=4, **options))
     source_kp = raw[0]  # the first detection is the source's (prepare_source)

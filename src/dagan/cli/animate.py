@@ -43,6 +43,8 @@ def add_arguments(p):
                    help="print the time spent per stage and how busy the networks were")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the networks (needs a C++ compiler; the first batch pays the compile time)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
