@@ -385,3 +385,13 @@ def test_demo_defaults_use_the_bundled_model_and_samples(tmp_path, capsys):
     import json
 
     assert json.loads(capsys.readouterr().out)["config"]["image_size"] == 128
+
+
+def test_compile_flag_reaches_the_runtime(tiny_dir, tmp_path, capsys, monkeypatch):
+    from dagan.inference import optimize
+
+    monkeypatch.setattr(optimize.shutil, "which", lambda name: None)  # no C++ compiler
+    assert run("--model", tiny_dir, "--compile", "-o", tmp_path / "o.mp4") == 2
+    err = capsys.readouterr().err
+    assert "--compile needs a C++ compiler" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

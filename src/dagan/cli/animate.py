@@ -65,7 +65,8 @@ def run(args):
         output.parent.mkdir(parents=True, exist_ok=True)
     model, description = assets.resolve_model(args.model)
     print(f"model: {description}")
-    pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet)
+    pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet,
+                             compile=args.compile)
     options = AnimateOptions(relative=args.relative, adapt_movement_scale=args.adapt_scale, best_frame=best,
                              crop=args.crop, paste_back=args.paste_back, side_by_side=args.side_by_side,
                              smooth_keypoints=args.smooth_keypoints, audio=args.audio, batch_size=args.batch_size,
