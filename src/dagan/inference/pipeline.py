@@ -104,6 +104,9 @@ class AnimationPipeline:
         if isinstance(model, DaGAN):
             self.device = resolve_device(device)
             self.runtime: Runtime = TorchRuntime(model, self.device, precision)
+        elif hasattr(model, "make_runtime"):  # e.g. dagan.onnx.OnnxModel
+            self.runtime = model.make_runtime(device, precision)
+            self.device = self.runtime.device
         else:
             self.runtime = model
             self.device = model.device
