@@ -32,15 +32,17 @@ def frames_of(path: Path) -> np.ndarray:
 
 def test_cli_export_then_animate_the_bundled_samples(demo_export, tmp_path, capsys):
     """What the issue's "done when" runs: export, then animate with crop and tracking, relative motion, audio."""
-    onnx_out, torch_out = tmp_path / "onnx.mp4", tmp_path / "torch.mp4"
-    assert main(["animate", "--quiet", "--model", str(demo_export), "-o", str(onnx_out)]) == 0
+    video = tmp_path / "onnx.mp4"
+    assert main(["animate", "--quiet", "--model", str(demo_export), "-o", str(video)]) == 0
     assert f"ONNX model {demo_export}" in capsys.readouterr().out
-    assert main(["animate", "--quiet", "-o", str(torch_out)]) == 0
-    info, drv = probe_video(onnx_out), probe_video(ASSETS / "sample_driving.mp4")
+    info, drv = probe_video(video), probe_video(ASSETS / "sample_driving.mp4")
     assert (info.num_frames, info.frame_rate, info.has_audio) == (drv.num_frames, drv.frame_rate, True)
-    a, b = frames_of(onnx_out), frames_of(torch_out)
-    assert a.shape == b.shape and a.std(axis=0).mean() > 0.004  # the face moves
-    assert psnr(a, b) >= 40  # both H.264-encoded: nearly identical inputs, the same encoder
+    # frame for frame against the PyTorch run, losslessly (two H.264 encodes of near-equal frames diverge)
+    assert main(["animate", "--quiet", "--model", str(demo_export), "-o", str(tmp_path / "onnx") + "/"]) == 0
+    assert main(["animate", "--quiet", "-o", str(tmp_path / "torch") + "/"]) == 0
+    a, b = frames_of(tmp_path / "onnx"), frames_of(tmp_path / "torch")
+    assert a.shape == b.shape == (drv.num_frames, 128, 128, 3) and a.std(axis=0).mean() > 0.004  # the face moves
+    assert np.abs(a - b).max() <= 2 / 255 + 1e-6 and psnr(a, b) >= 45
 
 
 @pytest.fixture(scope="module")
