@@ -1,17 +1,19 @@
 """ONNX Runtime fp32 against our PyTorch fp32 and bf16 on the same frames, in one run.
 
     PYTHONPATH=src python benchmarks/onnx_speed.py [--model DIR | --preset vox-256] [--frames 8]
-        [--batch-size 4] [--onnx-levels all,basic] [--onnx-threads 1,2] [--pipeline]
+        [--batch-size 4] [--onnx-levels all,basic] [--onnx-threads 1,2] [--torch-threads 1,2] [--pipeline]
 
 Networks alone: every backend animates the same frames through the pipeline's `Runtime` protocol
 (source prepared once, driving frames in batches, relative motion), timed after a warm-up, so the
 ratios compare the engines, not the code around them. ORT is tried at each graph optimisation
-level and intra-op thread count asked for; PyTorch runs with its default threads (printed).
+level and intra-op thread count asked for, PyTorch at each --torch-threads count (ratios are to
+the first PyTorch fp32 row).
 --pipeline adds the whole `dagan animate` (decode, face crop and tracking, networks, encode) on
 the bundled sample with PyTorch fp32 and the best ORT setting.
 
 `run_onnx_benchmark(model, source, driving, args)` is the entry point benchmarks/animate_speed.py
-calls with --onnx; `args` may carry batch_size, repeats, onnx_levels, onnx_threads, onnx_dir, pipeline.
+calls with --onnx; `args` may carry batch_size, repeats, onnx_levels, onnx_threads, torch_threads,
+onnx_dir and pipeline (each has a default).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def run_onnx_benchmark(model: DaGAN, source: torch.Tensor, driving: torch.Tensor
     repeats = getattr(args, "repeats", 1)
     levels = _csv(getattr(args, "onnx_levels", "all,basic"))
     thread_counts = [int(t) for t in _csv(getattr(args, "onnx_threads", "1,2"))]
+    torch_threads = [int(t) for t in _csv(getattr(args, "torch_threads", ""))]
     model = model.to("cpu").float().eval()
     n = driving.shape[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,12 +88,17 @@ def run_onnx_benchmark(model: DaGAN, source: torch.Tensor, driving: torch.Tensor
               f"(CPU capability {torch.backends.cpu.get_cpu_capability()}); os.cpu_count {os.cpu_count()}; "
               f"export {export_s:.0f} s" if export_s else f"ONNX dir {onnx_dir}")
         rows = []
-        reference, t_ref = best_time(lambda: animate_frames(TorchRuntime(model, torch.device("cpu"), "fp32"), source,
-                                                            driving, batch), repeats)
-        rows.append(dict(backend="PyTorch fp32", seconds=t_ref, out=reference))
-        bf16, t_bf16 = best_time(lambda: animate_frames(TorchRuntime(model, torch.device("cpu"), "bf16"), source,
-                                                        driving, batch), repeats)
-        rows.append(dict(backend="PyTorch bf16 (autocast)", seconds=t_bf16, out=bf16))
+        default_threads = torch.get_num_threads()
+        reference = t_ref = None
+        for threads in torch_threads or [default_threads]:
+            torch.set_num_threads(threads)
+            for precision in ("fp32", "bf16"):
+                runtime = TorchRuntime(model, torch.device("cpu"), precision)
+                out, t = best_time(lambda: animate_frames(runtime, source, driving, batch), repeats)
+                if reference is None:
+                    reference, t_ref = out, t
+                rows.append(dict(backend=f"PyTorch {precision} threads={threads}", seconds=t, out=out))
+        torch.set_num_threads(default_threads)
         for level in levels:
             for threads in thread_counts:
                 runtime = onnx_model.make_runtime("cpu", "fp32", threads=threads, optimization=level)
@@ -153,6 +161,7 @@ def main():
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--onnx-levels", default="all,basic", help="ORT graph optimisation levels to try")
     p.add_argument("--onnx-threads", default="1,2", help="ORT intra-op thread counts to try")
+    p.add_argument("--torch-threads", default="", help="PyTorch thread counts to try (default: torch's current)")
     p.add_argument("--pipeline", action="store_true", help="also time the whole pipeline on the bundled sample")
     args = p.parse_args()
     torch.manual_seed(0)

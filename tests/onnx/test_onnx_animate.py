@@ -3,7 +3,6 @@ option `animate` offers, frame for frame against the PyTorch model on the same i
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -15,7 +14,7 @@ from dagan.io import iter_frames, probe_video
 from dagan.models import DaGAN
 from dagan.onnx import OnnxModel
 from dagan.onnx.runtime import OnnxRuntime
-from helpers_media import face_on_background
+from helpers_media import face_on_background, make_clip
 from onnx_helpers import psnr
 
 ASSETS = Path(dagan.__file__).parent / "assets"
@@ -31,33 +30,30 @@ def frames_of(path: Path) -> np.ndarray:
 
 
 def test_cli_export_then_animate_the_bundled_samples(demo_export, tmp_path, capsys):
-    """What the issue's "done when" runs: export, then animate with crop and tracking, relative motion, audio."""
-    video = tmp_path / "onnx.mp4"
-    assert main(["animate", "--quiet", "--model", str(demo_export), "-o", str(video)]) == 0
-    assert f"ONNX model {demo_export}" in capsys.readouterr().out
-    info, drv = probe_video(video), probe_video(ASSETS / "sample_driving.mp4")
-    assert (info.num_frames, info.frame_rate, info.has_audio) == (drv.num_frames, drv.frame_rate, True)
-    # frame for frame against the PyTorch run, losslessly (two H.264 encodes of near-equal frames diverge)
+    """What the issue's "done when" runs: export, then animate with crop and tracking and relative motion,
+    frame for frame against the PyTorch run (as PNG frames: two H.264 encodes of near-equal frames diverge)."""
     assert main(["animate", "--quiet", "--model", str(demo_export), "-o", str(tmp_path / "onnx") + "/"]) == 0
+    assert f"ONNX model {demo_export}" in capsys.readouterr().out
     assert main(["animate", "--quiet", "-o", str(tmp_path / "torch") + "/"]) == 0
     a, b = frames_of(tmp_path / "onnx"), frames_of(tmp_path / "torch")
-    assert a.shape == b.shape == (drv.num_frames, 128, 128, 3) and a.std(axis=0).mean() > 0.004  # the face moves
+    frames = probe_video(ASSETS / "sample_driving.mp4").num_frames
+    assert a.shape == b.shape == (frames, 128, 128, 3) and a.std(axis=0).mean() > 0.004  # the face moves
     assert np.abs(a - b).max() <= 2 / 255 + 1e-6 and psnr(a, b) >= 45
 
 
 @pytest.fixture(scope="module")
 def moving_face(tmp_path_factory):
-    """6 frames of a face moving across a 360×300 frame (face detection and tracking run)."""
-    path = tmp_path_factory.mktemp("clip") / "moving.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"crf": "10"})
-        stream.width, stream.height, stream.pix_fmt = 360, 300, "yuv420p"
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(face_on_background(140 + 10 * i, 150 - 3 * i), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    """6 frames (with audio) of a face moving across a 360×300 frame: face detection and tracking run."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "moving.mp4", 6, (360, 300),
+                     draw=lambda i, w, h: face_on_background(140 + 10 * i, 150 - 3 * i, (w, h)))
+
+
+def test_audio_frame_rate_and_frame_count_are_kept(demo_export, moving_face, tmp_path):
+    pipe = AnimationPipeline(OnnxModel(demo_export), device="cpu", progress=False)
+    result = pipe.run(str(ASSETS / "sample_source.png"), str(moving_face), tmp_path / "out.mp4")
+    info, drv = probe_video(tmp_path / "out.mp4"), probe_video(moving_face)
+    assert result.audio and info.has_audio
+    assert (info.num_frames, info.frame_rate, info.width) == (6, drv.frame_rate, 128)
 
 
 @pytest.mark.parametrize("options", [

@@ -13,6 +13,7 @@ import torch
 from dagan.cli.main import main
 from dagan.config import get_preset
 from dagan.errors import DaganError
+from dagan.inference.runtime import Runtime
 from dagan.models import DaGAN
 from dagan.onnx import OnnxModel, export_onnx, is_onnx_dir
 from dagan.onnx import export as onnx_export
@@ -188,6 +189,7 @@ def test_devices_and_precisions(demo_export):
             model.make_runtime("cuda", "fp32")
     runtime = model.make_runtime("cpu", "fp32", threads=1, optimization="basic")
     assert runtime.providers == ["CPUExecutionProvider"] and runtime.device == torch.device("cpu")
+    assert isinstance(runtime, Runtime)
     with pytest.raises(DaganError, match="must have shape"):
         runtime.driving_keypoints(torch.rand(1, 3, 64, 64))
     with pytest.raises(DaganError, match="must be in"):

@@ -16,7 +16,7 @@ def add_arguments(p):
     p.add_argument("--format", default="onnx", help="export format (only onnx)")
     p.add_argument("-o", "--output", required=True, help="output directory (config.json and the .onnx graphs)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset, 16 or higher (default 18)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset, 18…20 (default 18)")
 
 
 def run(args):

@@ -1,7 +1,7 @@
 """Export a `DaGAN` to an ONNX model directory: config.json plus the graphs of `dagan.onnx.graphs`.
 
 Every graph is checked before the directory appears: `onnx.checker.check_model(full_check=True)`,
-only default-domain operators, the requested opset (≥ 16, where GridSample exists), every
+only default-domain operators, the requested opset (18…20; GridSample needs ≥ 16), every
 GridSample 4-D (TensorRT and OpenVINO lack the 5-D form), no matrix inverse, a dynamic batch axis.
 The directory is written under a temporary name beside the target and renamed at the end, so a
 failed or interrupted export leaves nothing behind and never touches an existing directory
@@ -11,6 +11,7 @@ unless `force` is given.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -29,7 +30,8 @@ from dagan.onnx.graphs import BATCH, TensorSpec, build_graphs, example_inputs, g
 FORMAT = "dagan-onnx"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
-MIN_OPSET, DEFAULT_OPSET, MAX_OPSET = 16, 18, 20  # GridSample needs 16; 18 is the exporter's native opset
+# GridSample needs opset 16; torch.onnx's exporter writes 18 and up (onnx's converter has no Pad-18 → 17 adapter)
+MIN_OPSET, DEFAULT_OPSET, MAX_OPSET = 18, 18, 20
 ALLOWED_DOMAINS = ("", "ai.onnx")
 FORBIDDEN_OPS = ("Inverse",)  # com.microsoft's; a closed-form 2×2 inverse is used instead
 
@@ -47,8 +49,8 @@ def check_supported(model: DaGAN, opset: int) -> None:
     if not isinstance(model, DaGAN):
         raise DaganError(f"only a PyTorch DaGAN model can be exported, got {type(model).__name__}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise DaganError(f"--opset {opset} is not supported: choose {MIN_OPSET}…{MAX_OPSET} "
-                         f"(GridSample needs opset 16; default {DEFAULT_OPSET})")
+        raise DaganError(f"--opset {opset} is not supported: choose {MIN_OPSET}…{MAX_OPSET} (default {DEFAULT_OPSET}; "
+                         "torch.onnx writes opset 18 and up, and GridSample needs at least 16)")
     if model.config.num_channels != 3:
         raise DaganError(f"ONNX export needs RGB models (num_channels 3), this one has {model.config.num_channels}")
 
@@ -63,7 +65,9 @@ def export_onnx(model: DaGAN, output: str | Path, *, opset: int = DEFAULT_OPSET,
     if output.exists() and any(output.iterdir()) and not force:
         raise DaganError(f"{output} already exists; pass --force to replace it")
     output.parent.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu").float().eval()
+    param = next(model.parameters())
+    if param.device.type != "cpu" or param.dtype != torch.float32 or model.training:
+        model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # the caller's model stays as it is
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent))
     try:
         umask = os.umask(0)
