@@ -45,6 +45,7 @@ def make_clip(
     rotation: float | None = None,
     faststart: bool = False,
     video: bool = True,
+    draw=pattern,
 ) -> Path:
     """Write a test clip with PyAV.
 
@@ -54,6 +55,7 @@ def make_clip(
         audio_seconds: audio length; default the video length.
         rotation: PyAV `set_display_rotation` degrees (counter-clockwise).
         video: False makes an audio-only file.
+        draw: draw(index, w, h) → H×W×3 uint8 frame (default: the coloured-quadrant `pattern`).
     """
     fps = Fraction(fps)
     options = {"movflags": "+faststart"} if faststart else {}
@@ -71,7 +73,7 @@ def make_clip(
             aus = out.add_stream(audio, rate=audio_rate, layout=layout)
         if vs is not None:
             for i in range(num_frames):
-                frame = av.VideoFrame.from_ndarray(pattern(i, *size), format="rgb24")
+                frame = av.VideoFrame.from_ndarray(draw(i, *size), format="rgb24")
                 frame.pts, frame.time_base = i, 1 / fps
                 out.mux(vs.encode(frame))
             out.mux(vs.encode(None))

@@ -18,7 +18,10 @@ def sample_driving() -> Path:
 
 
 def resolve_model(spec: str | None):
-    """(model, description) for --model: a directory, `preset:NAME` (untrained), or the bundled demo model."""
+    """(model, description) for --model: a directory, `preset:NAME` (untrained), or the bundled demo model.
+
+    A directory written by `dagan export` gives an `OnnxModel` (the pipeline makes its runtime).
+    """
     from dagan.config import get_preset
     from dagan.models import DaGAN
 
@@ -36,6 +39,11 @@ def resolve_model(spec: str | None):
         model = DaGAN(get_preset(name)).eval()
         return model, (f"UNTRAINED {name} architecture with random weights: the output is noise-like and "
                        "only useful to test the pipeline or measure speed")
+    from dagan.onnx.runtime import OnnxModel, is_onnx_dir
+
+    if is_onnx_dir(spec):
+        model = OnnxModel(spec)
+        return model, model.description
     return DaGAN.from_pretrained(spec), f"{spec}"
 
 

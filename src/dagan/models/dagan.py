@@ -94,18 +94,7 @@ class DaGAN(nn.Module):
     # ---------------------------------------------------------------- input checks
     def check_images(self, images: torch.Tensor, name: str = "images") -> torch.Tensor:
         """Validate B×3×S×S float images in [0, 1] and move them to the model's device and dtype."""
-        s = self.config.image_size
-        if not isinstance(images, torch.Tensor):
-            raise DaganError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-        if images.dim() != 4 or images.shape[1] != self.config.num_channels or tuple(images.shape[2:]) != (s, s):
-            raise DaganError(f"{name} must have shape B×{self.config.num_channels}×{s}×{s}, got {tuple(images.shape)}")
-        if not images.is_floating_point():
-            raise DaganError(f"{name} must be a float tensor in [0, 1], got {images.dtype}")
-        if images.shape[0] == 0:
-            raise DaganError(f"{name} is empty")
-        lo, hi = float(images.min()), float(images.max())
-        if not (lo >= -1e-3 and hi <= 1 + 1e-3):
-            raise DaganError(f"{name} must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] (divide uint8 by 255)")
+        images = validate_images(images, self.config, name)
         param = next(self.parameters())
         return images.to(device=param.device, dtype=param.dtype)
 
@@ -200,6 +189,23 @@ class DaGAN(nn.Module):
         weights = directory / WEIGHTS_NAME
         load_strict(model, read_weights(weights, f"model directory {directory}"), str(weights))
         return model.to(device).eval()
+
+
+def validate_images(images: torch.Tensor, config: ModelConfig, name: str = "images") -> torch.Tensor:
+    """B×C×S×S float images in [0, 1] for a model of `config` (any backend), else one clear DaganError."""
+    s = config.image_size
+    if not isinstance(images, torch.Tensor):
+        raise DaganError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    if images.dim() != 4 or images.shape[1] != config.num_channels or tuple(images.shape[2:]) != (s, s):
+        raise DaganError(f"{name} must have shape B×{config.num_channels}×{s}×{s}, got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise DaganError(f"{name} must be a float tensor in [0, 1], got {images.dtype}")
+    if images.shape[0] == 0:
+        raise DaganError(f"{name} is empty")
+    lo, hi = float(images.min()), float(images.max())
+    if not (lo >= -1e-3 and hi <= 1 + 1e-3):
+        raise DaganError(f"{name} must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] (divide uint8 by 255)")
+    return images
 
 
 def read_weights(path: Path, owner: str) -> dict:
