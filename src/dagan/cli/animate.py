@@ -45,6 +45,9 @@ def add_arguments(p):
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the networks (needs a C++ compiler; the first batch pays the compile time)")
+    p.add_argument("--overlap", choices=["on", "off"], default="on",
+                   help="decode/track/crop and compose/encode on background threads while the networks run "
+                        "(default on; off: every stage on one thread, for measurements)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -66,7 +69,7 @@ def run(args):
     model, description = assets.resolve_model(args.model)
     print(f"model: {description}")
     pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet,
-                             compile=args.compile)
+                             compile=args.compile, overlap=args.overlap == "on")
     options = AnimateOptions(relative=args.relative, adapt_movement_scale=args.adapt_scale, best_frame=best,
                              crop=args.crop, paste_back=args.paste_back, side_by_side=args.side_by_side,
                              smooth_keypoints=args.smooth_keypoints, audio=args.audio, batch_size=args.batch_size,

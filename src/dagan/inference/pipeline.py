@@ -106,8 +106,8 @@ class AnimationPipeline:
     `model` is a `DaGAN` (run by `TorchRuntime`), an object with `make_runtime(device, precision)`
     (e.g. an exported ONNX model; it gets the device string as given), or a `Runtime` itself.
     Everything the pipeline asks of the networks goes through `self.runtime`. `compile` asks
-    `TorchRuntime` for torch.compile; `overlap=False` runs every stage on the calling thread
-    (for measurements and debugging).
+    `TorchRuntime` for torch.compile. `overlap` (default) runs decode/track/crop and compose/encode
+    on background threads; False runs every stage on the calling thread (for measurements).
     """
 
     def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
@@ -179,7 +179,7 @@ class AnimationPipeline:
         """Animate `source` with `driving` into `output` (.mp4/.mov, .gif or a PNG folder).
 
         Decode, face tracking and crop run on one background thread, compose and encode on
-        another, the networks on the calling thread (`overlap=False`: all on the calling thread).
+        another, the networks on the calling thread (with `overlap` False: all on the calling thread).
         `on_progress(frames_written)` is called from the thread that writes. Per-stage times are in
         `result.profile`.
         """
