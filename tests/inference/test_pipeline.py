@@ -235,7 +235,7 @@ def test_face_crop_follows_the_face(tiny_dir, tmp_path):
             out.mux(s.encode(vf))
         out.mux(s.encode(None))
     pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", progress=False)
-    crops = list(pipe._driving_crops(str(path), True, 1, []))
+    crops = list(pipe.open_driving(str(path), AnimateOptions(), []).crops())
     assert len(crops) == 8
     # the crop content should stay nearly the same while the face moves 84 px across the frame
     assert np.abs(crops[0] - crops[-1]).mean() < 0.08

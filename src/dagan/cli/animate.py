@@ -12,9 +12,18 @@ DEFAULT_OUTPUT = "outputs/demo.mp4"
 
 def add_arguments(p):
     p.add_argument("--source", default=None, help="source photo (default: the bundled sample photo)")
-    p.add_argument("--driving", default=None, help="driving video (default: the bundled sample video)")
+    p.add_argument("--driving", default=None,
+                   help="driving video, motion file (.npz from `dagan extract-motion`) or one image "
+                        "(default: the bundled sample video)")
     p.add_argument("-o", "--output", default=DEFAULT_OUTPUT,
-                   help=f"output .mp4/.mov, .gif, or a directory of PNG frames (default: {DEFAULT_OUTPUT})")
+                   help=f"output .mp4/.mov, .gif, a directory of PNG frames, or .png/.jpg for an image driving "
+                        f"(default: {DEFAULT_OUTPUT})")
+    p.add_argument("--faces", default="largest", metavar="largest|all|N,M",
+                   help="which faces of the photo to animate, numbered left to right from 1 (default largest; "
+                        "`dagan info --faces PHOTO` lists them); without --paste-back each face gets its own "
+                        "file, OUTPUT_face<N>")
+    p.add_argument("--audio", dest="audio_file", default=None, metavar="FILE",
+                   help="audio track for the output (any file with sound), instead of the driving video's")
     p.add_argument("--model", default=None,
                    help="model directory (from `dagan convert` or `dagan train`); default: the bundled demo "
                         "model; `preset:NAME` runs an untrained architecture (for testing and benchmarks only)")
@@ -59,13 +68,18 @@ def run(args):
     pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet)
     options = AnimateOptions(relative=args.relative, adapt_movement_scale=args.adapt_scale, best_frame=best,
                              crop=args.crop, paste_back=args.paste_back, side_by_side=args.side_by_side,
-                             smooth_keypoints=args.smooth_keypoints, audio=args.audio, batch_size=args.batch_size)
+                             smooth_keypoints=args.smooth_keypoints, audio=args.audio, batch_size=args.batch_size,
+                             faces=args.faces, audio_file=args.audio_file)
     start = time.perf_counter()
     result = pipe.run(source, driving, output, options)
     seconds = time.perf_counter() - start
     for message in result.messages:
         print(f"note: {message}")
-    audio = "with the driving audio" if result.audio else "no audio"
-    print(f"wrote {result.output}: {result.frames} frames at {result.fps:.3g} fps, {result.size[0]}×{result.size[1]}, "
-          f"{audio} ({seconds:.1f} s, {result.frames / seconds:.2f} frames/s on {pipe.device}, {args.precision})")
+    audio = ("with the audio of " + args.audio_file if args.audio_file else "with the driving audio") \
+        if result.audio else "no audio"
+    faces = f", face{'s' if len(result.faces) > 1 else ''} {','.join(map(str, result.faces))}" \
+        if args.faces != "largest" else ""
+    written = ", ".join(map(str, result.outputs))
+    print(f"wrote {written}: {result.frames} frames at {result.fps:.3g} fps, {result.size[0]}×{result.size[1]}, "
+          f"{audio}{faces} ({seconds:.1f} s, {result.frames / seconds:.2f} frames/s on {pipe.device}, {args.precision})")
     return 0

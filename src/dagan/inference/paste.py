@@ -10,7 +10,7 @@ from PIL import Image
 from dagan.inference.face import Box
 from dagan.io.image import to_float
 
-__all__ = ["paste_back", "blend_mask", "even_size"]
+__all__ = ["paste_back", "paste_faces", "blend_mask", "even_size"]
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -94,17 +94,73 @@ def paste_back(
         H×W×3 float32 in [0, 1], the photo's size.
     """
     base = to_float(np.asarray(photo)).copy()
+    layer = _face_layer(base.shape, generated_face, box, feather, shape)
+    if layer is None:
+        return base  # the box lies entirely outside the photo
+    (px0, py0, px1, py1), patch, mask = layer
+    window = base[py0:py1, px0:px1]
+    base[py0:py1, px0:px1] = mask * patch + (1.0 - mask) * window
+    return base
+
+
+def paste_faces(
+    photo: np.ndarray,
+    generated_faces: list[np.ndarray],
+    boxes: list[Box],
+    feather: float = 0.2,
+    *,
+    shape: str = "ellipse",
+) -> np.ndarray:
+    """Blend several generated crops into one photo; where crops overlap they are mixed, not stacked.
+
+    Each face i brings its resampled patch p_i and soft mask m_i (as in `paste_back`). The result is
+    A·c + (1 − A)·photo with coverage A = 1 − ∏(1 − m_i) and colour c = Σ m_i·p_i / Σ m_i, so the
+    order of the faces does not matter, a single face gives exactly `paste_back`, and pixels outside
+    every mask keep the photo's values.
+
+    Args:
+        photo: H×W×3, uint8 or float in [0, 1].
+        generated_faces: one h×w×3 crop per box.
+        boxes: the crop boxes the faces were cut from, in photo pixels.
+
+    Returns:
+        H×W×3 float32 in [0, 1].
+    """
+    if len(generated_faces) != len(boxes):
+        raise ValueError(f"{len(generated_faces)} faces but {len(boxes)} boxes")
+    base = to_float(np.asarray(photo)).copy()
+    H, W = base.shape[:2]
+    weighted = np.zeros((H, W, 3), np.float32)
+    weight = np.zeros((H, W, 1), np.float32)
+    uncovered = np.ones((H, W, 1), np.float32)
+    for face, box in zip(generated_faces, boxes, strict=True):
+        layer = _face_layer(base.shape, face, box, feather, shape)
+        if layer is None:
+            continue
+        (px0, py0, px1, py1), patch, mask = layer
+        weighted[py0:py1, px0:px1] += mask * patch
+        weight[py0:py1, px0:px1] += mask
+        uncovered[py0:py1, px0:px1] *= 1.0 - mask
+    covered = weight[..., 0] > 0
+    colour = weighted[covered] / weight[covered]
+    alpha = 1.0 - uncovered[covered]
+    base[covered] = alpha * colour + (1.0 - alpha) * base[covered]
+    return base
+
+
+def _face_layer(photo_shape, generated_face, box: Box, feather: float, shape: str):
+    """((x0, y0, x1, y1) window, h×w×3 patch, h×w×1 mask) of one face in the photo, or None outside it."""
     gen = to_float(np.asarray(generated_face))
-    if base.ndim != 3 or base.shape[2] != 3 or gen.ndim != 3 or gen.shape[2] != 3:
-        raise ValueError(f"expected H×W×3 images, got photo {base.shape} and face {gen.shape}")
+    if len(photo_shape) != 3 or photo_shape[2] != 3 or gen.ndim != 3 or gen.shape[2] != 3:
+        raise ValueError(f"expected H×W×3 images, got photo {tuple(photo_shape)} and face {gen.shape}")
     if not (box.width > 0 and box.height > 0):
         raise ValueError(f"degenerate box {box}")
-    H, W = base.shape[:2]
+    H, W = photo_shape[:2]
     gh, gw = gen.shape[:2]
     px0, py0 = max(math.floor(box.x0), 0), max(math.floor(box.y0), 0)
     px1, py1 = min(math.ceil(box.x1), W), min(math.ceil(box.y1), H)
     if px0 >= px1 or py0 >= py1:
-        return base  # the box lies entirely outside the photo
+        return None
     # Photo window [px0, px1) in generated-image coordinates (pixel edges), padded for the kernel.
     sx, sy = gw / box.width, gh / box.height
     pad = 2 + math.ceil(max(sx, sy))
@@ -117,6 +173,4 @@ def paste_back(
     padded = np.pad(gen, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
     patch = np.clip(_resize_float(padded, (px1 - px0, py1 - py0), src), 0.0, 1.0)  # h×w×3
     mask = blend_mask(box, (px0, py0, px1, py1), feather, shape)[..., None]  # h×w×1
-    window = base[py0:py1, px0:px1]
-    base[py0:py1, px0:px1] = mask * patch + (1.0 - mask) * window
-    return base
+    return (px0, py0, px1, py1), patch, mask

@@ -1,38 +1,37 @@
-"""The animation pipeline: a photo and a driving video in, a finished video out.
+"""The animation pipeline: a photo and a driving video, motion file or image in, a finished output.
 
 Streaming with bounded memory: the driving video is decoded, face-cropped, animated in batches
-and encoded frame by frame; the source's depth, keypoints and encoder features are computed once.
+and encoded frame by frame; each selected face's depth, keypoints and encoder features are
+computed once (and kept for the next run with the same photo). The faces of a group photo run as
+one batch per frame and are pasted back into the one photo, or written one file per face.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import os
 import sys
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 
 from dagan.errors import DaganError
 from dagan.geometry import Keypoints, normalize_keypoints
-from dagan.geometry.keypoints import convex_hull_area, movement_scale
-from dagan.inference.face import (
-    Box,
-    FaceTracker,
-    OneEuroFilter,
-    crop_and_resize,
-    crop_box_from_face,
-    detect_faces,
-    detect_largest_face,
-    face_landmarks,
-)
-from dagan.inference.paste import even_size, paste_back
+from dagan.geometry.keypoints import movement_scale
+from dagan.inference.driving import MotionDriving, VideoDriving, crop_landmarks, normalized_landmarks, open_driving  # noqa: F401
+from dagan.inference.face import Box, OneEuroFilter, crop_and_resize, crop_box_from_face, detect_faces
+from dagan.inference.group import face_output_path, parse_faces, select_faces
+from dagan.inference.motion import save_motion
+from dagan.inference.outputs import ImageFrameWriter, is_image_path
+from dagan.inference.paste import even_size, paste_faces
 from dagan.inference.runtime import PRECISIONS, Runtime, TorchRuntime, autocast_context  # noqa: F401
 from dagan.inference.visualize import colorize_depth, draw_keypoints
-from dagan.io import iter_frames, open_writer, probe_video, read_image, to_uint8
+from dagan.io import open_writer, read_image, to_uint8
+from dagan.io.video import VIDEO_SUFFIXES
 from dagan.models import DaGAN
 
 
@@ -65,8 +64,10 @@ class AnimateOptions:
     side_by_side: bool = False
     smooth_keypoints: float = 0.0  # One-Euro min cutoff in Hz; 0 disables
     audio: bool = True
-    batch_size: int = 8
+    batch_size: int = 8  # driving frames per batch (the generator runs faces × frames at once)
     detect_every: int = 1
+    faces: str = "largest"  # "largest", "all", or 1-based face numbers left to right ("1,3")
+    audio_file: str | None = None  # the output's audio track, instead of the driving video's
 
 
 @dataclass
@@ -78,27 +79,37 @@ class AnimateResult:
     audio: bool
     best_frame: int
     messages: list[str] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)  # every file written (one per face when not pasted back)
+    faces: list[int] = field(default_factory=list)  # the animated faces' numbers
 
 
-def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray:
-    """Centre 68 landmarks and divide by sqrt(convex-hull area), as the original's best-frame search."""
-    centred = landmarks - landmarks.mean(axis=0, keepdims=True)
-    area = convex_hull_area(torch.from_numpy(landmarks.astype(np.float64)))
-    return centred / math.sqrt(area) if area > 0 else centred
+@dataclass
+class PreparedPhoto:
+    """A photo with its selected faces cropped and encoded, computed once per photo and options."""
 
+    photo: np.ndarray  # H×W×3 float in [0, 1]
+    numbers: list[int]  # 1-based face numbers, left to right
+    boxes: list[Box]  # crop boxes in photo pixels
+    crops: list[np.ndarray]  # S×S×3 per face
+    states: list  # one runtime source state per face
+    messages: list[str] = field(default_factory=list)
+    _stacked: dict = field(default_factory=dict)
 
-def crop_landmarks(crop: np.ndarray) -> np.ndarray | None:
-    """68 landmarks of the largest face in a (cropped) frame, or None."""
-    boxes = detect_faces(to_uint8(crop))
-    return face_landmarks(crop, boxes[0]) if boxes else None
+    def stacked_state(self, runtime, repeats: int):
+        """The faces' states stacked for F·repeats generator rows (see `TorchRuntime.stack_states`)."""
+        if repeats not in self._stacked:
+            self._stacked[repeats] = runtime.stack_states(self.states, repeats)
+        return self._stacked[repeats]
 
 
 class AnimationPipeline:
-    """Animate photos with driving videos using a DaGAN model.
+    """Animate photos with driving videos, motion files or images using a DaGAN model.
 
     pipe = AnimationPipeline(DaGAN.from_pretrained(dir), device="auto", precision="fp32")
     pipe.run("photo.jpg", "driving.mp4", "out.mp4", AnimateOptions(paste_back=True))
     """
+
+    source_cache_size = 4  # prepared photos kept for later runs (batch jobs reuse them)
 
     def __init__(self, model: DaGAN | Runtime, device: str = "auto", precision: str = "fp32", progress: bool = True):
         if isinstance(model, DaGAN):
@@ -111,52 +122,74 @@ class AnimationPipeline:
         self.model = model
         self.size = self.runtime.config.image_size
         self.progress = progress
+        self._photos: OrderedDict = OrderedDict()
 
     # ------------------------------------------------------------------ helpers
     def _tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
         arr = np.stack([f.astype(np.float32) for f in frames])  # T×S×S×3
         return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
 
-    def _source_crop(self, photo: np.ndarray, source: str, crop: bool, messages: list[str]):
+    def open_driving(self, driving: str, options: AnimateOptions, messages: list[str]):
+        """The driving source for a video, a motion file (.npz) or an image (see `dagan.inference.driving`)."""
+        return open_driving(str(driving), self.runtime, self.size, self._tensor, crop=options.crop,
+                            detect_every=options.detect_every, messages=messages)
+
+    @torch.no_grad()
+    def prepare_photo(self, source: str | Path, options: AnimateOptions | None = None) -> PreparedPhoto:
+        """Detect, select, crop and encode the photo's faces; reused while the file is unchanged."""
+        options = options or AnimateOptions()
+        spec = parse_faces(options.faces)
+        source = str(source)
+        with contextlib.suppress(OSError):
+            stat = os.stat(source)
+            key = (os.path.realpath(source), stat.st_mtime_ns, stat.st_size, options.crop, spec)
+            if key in self._photos:
+                self._photos.move_to_end(key)
+                return self._photos[key]
+        photo = read_image(source)
         h, w = photo.shape[:2]
-        if not crop:
+        messages: list[str] = []
+        if not options.crop:
+            if spec != "largest":
+                raise DaganError("--faces needs face detection and cannot be combined with --no-crop")
             if abs(h - w) > 0.05 * max(h, w):
                 messages.append(f"{source} is {w}×{h}, not square; --no-crop stretches it to {self.size}²")
-            return crop_and_resize(photo, Box(0, 0, w, h), self.size), Box(0, 0, w, h)
-        face, count = detect_largest_face(to_uint8(photo), source=source)
-        if count > 1:
-            messages.append(f"{count} faces in {source}; animating the largest")
-        box = crop_box_from_face(face, (w, h))
-        return crop_and_resize(photo, box, self.size), box
+            numbers, boxes = [1], [Box(0, 0, w, h)]
+        else:
+            found = detect_faces(to_uint8(photo))
+            chosen = select_faces(found, spec, source)
+            if spec == "largest" and len(found) > 1:
+                messages.append(f"{len(found)} faces in {source}; animating the largest (face {chosen[0][0]}; "
+                                "--faces all animates every face)")
+            numbers = [n for n, _ in chosen]
+            boxes = [crop_box_from_face(face, (w, h)) for _, face in chosen]
+        crops = [crop_and_resize(photo, box, self.size) for box in boxes]
+        states = [self.runtime.prepare_source(self._tensor([crop])) for crop in crops]
+        prepared = PreparedPhoto(photo, numbers, boxes, crops, states, messages)
+        if "key" in locals():
+            self._photos[key] = prepared
+            while len(self._photos) > self.source_cache_size:
+                self._photos.popitem(last=False)
+        return prepared
 
-    def _driving_crops(self, path: str, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
-        if not crop:
-            for frame in iter_frames(path):
-                h, w = frame.shape[:2]
-                yield crop_and_resize(frame, Box(0, 0, w, h), self.size)
-            return
-        tracker = FaceTracker(source=str(path), detect_every=detect_every)
-        for tracked in tracker.track(lambda: iter_frames(path)):
-            yield crop_and_resize(tracked.frame, tracked.crop_box, self.size)
-        messages.extend(tracker.report.messages())
+    # ------------------------------------------------------------------ motion files
+    @torch.no_grad()
+    def extract_motion(self, driving: str | Path, output: str | Path, options: AnimateOptions | None = None,
+                       landmarks: bool = False):
+        """Save a driving video's keypoints (and landmarks for `--best-frame auto`) as a motion file.
 
-    def _find_best_frame(self, source_crop: np.ndarray, path: str, options: AnimateOptions, source: str):
-        """Index and crop of the driving frame whose normalised landmarks are closest to the source's."""
-        src = crop_landmarks(source_crop)
-        if src is None:
-            raise DaganError(f"--best-frame auto: no facial landmarks found in the cropped {source}")
-        src = normalized_landmarks(src)
-        best, best_err, best_crop = None, math.inf, None
-        for i, crop in enumerate(self._driving_crops(path, options.crop, options.detect_every, [])):
-            lm = crop_landmarks(crop)
-            if lm is None:
-                continue
-            err = float(((normalized_landmarks(lm) - src) ** 2).sum())
-            if err < best_err:
-                best, best_err, best_crop = i, err, crop
-        if best is None:
-            raise DaganError(f"--best-frame auto: no facial landmarks found in any frame of {path}")
-        return best, best_crop
+        Returns (Motion, messages). The crops and batches match `run` on the video, so animating
+        from the file gives the frames animating from the video gives.
+        """
+        options = options or AnimateOptions()
+        messages: list[str] = []
+        drive = self.open_driving(str(driving), options, messages)
+        if not isinstance(drive, VideoDriving):
+            raise DaganError(f"extract-motion needs a driving video; {driving} is "
+                             f"{'an image' if drive.is_image else 'already a motion file'}")
+        motion = drive.extract(options.batch_size, landmarks)
+        save_motion(output, motion)
+        return motion, messages
 
     # ------------------------------------------------------------------ main entry
     @torch.no_grad()
@@ -175,89 +208,99 @@ class AnimationPipeline:
             raise DaganError("--side-by-side and --paste-back cannot be combined; choose one")
         source, driving, output = str(source), str(driving), Path(output)
         messages: list[str] = []
-        photo = read_image(source)
-        info = probe_video(driving)
-        if info.num_frames == 0:
-            raise DaganError(f"{driving} has no video frames")
-        source_crop, source_box = self._source_crop(photo, source, options.crop, messages)
-        runtime = self.runtime
-
-        best_index = 0
-        initial_crop = None
+        drive = self.open_driving(driving, options, messages)
+        self._check_output(drive, driving, output, options)
+        prepared = self.prepare_photo(source, options)
+        messages.extend(prepared.messages)
+        if drive.is_image and options.relative:
+            options = replace(options, relative=False)
+            messages.append(f"{driving} is one image: the face takes its pose and expression (absolute motion)")
+        best_index, kp_initial = drive.initial(options.best_frame, prepared.crops[0], source)
         if options.best_frame == "auto":
-            best_index, initial_crop = self._find_best_frame(source_crop, driving, options, source)
             messages.append(f"best driving frame: {best_index}")
-        elif options.best_frame is not None:
-            best_index = int(options.best_frame)
-            if not 0 <= best_index < max(info.num_frames, 1):
-                raise DaganError(f"--best-frame {best_index} is outside {driving} (0…{info.num_frames - 1})")
-            for i, crop in enumerate(self._driving_crops(driving, options.crop, options.detect_every, [])):
-                if i == best_index:
-                    initial_crop = crop
-                    break
-            if initial_crop is None:
-                raise DaganError(f"--best-frame {best_index}: {driving} has fewer frames")
-
-        state = runtime.prepare_source(self._tensor([source_crop]))
-        source_kp = state.keypoints
-        kp_initial = None
-        if initial_crop is not None:
-            kp_initial = runtime.driving_keypoints(self._tensor([initial_crop]))[1]
-        adapt = options.relative and options.adapt_movement_scale
-
-        if options.paste_back:
-            out_w, out_h = even_size(photo.shape[1], photo.shape[0])
-        else:
-            out_w, out_h = self.size, self.size
-        if options.side_by_side:
-            out_w, out_h = 5 * self.size, self.size
-        smoother = OneEuroFilter(min_cutoff=options.smooth_keypoints, beta=0.05, rate=info.fps) \
-            if options.smooth_keypoints > 0 else None
-
-        audio_from = driving if (options.audio and info.has_audio) else None
-        writer = open_writer(output, info.frame_rate, (out_w, out_h), audio_from=audio_from)
-        progress = self._progress_bar(info.num_frames)
-        written = 0
-        source_u8 = to_uint8(source_crop)
+        audio_from = options.audio_file or (drive.audio if options.audio else None)
+        progress = self._progress_bar(drive.num_frames)
         try:
-            with writer:
-                batch: list[np.ndarray] = []
-
-                scale = None
-
-                def flush():
-                    nonlocal kp_initial, scale, written
-                    frames = self._tensor(batch)
-                    depth, kp = runtime.driving_keypoints(frames)
-                    if kp_initial is None:
-                        kp_initial = kp[0:1]
-                    if scale is None:
-                        scale = movement_scale(source_kp, kp_initial) if adapt else 1.0
-                    if smoother is not None:
-                        kp = self._smooth(smoother, kp)
-                    kp_norm = normalize_keypoints(source_kp, kp, kp_initial, relative=options.relative, scale=scale)
-                    pred = runtime.generate(state, kp_norm).permute(0, 2, 3, 1).cpu().numpy()
-                    for i, p in enumerate(pred):
-                        writer.write(self._compose(p, batch[i], source_u8, photo, source_box, depth[i], kp[i:i + 1],
-                                                   options))
-                        written += 1
-                        progress.update(1)
-                        if on_progress:
-                            on_progress(written)
-                    batch.clear()
-
-                for crop in self._driving_crops(driving, options.crop, options.detect_every, messages):
-                    batch.append(crop)
-                    if len(batch) == options.batch_size:
-                        flush()
-                if batch:
-                    flush()
+            with contextlib.ExitStack() as stack:
+                writers = [stack.enter_context(w)
+                           for w in self._open_writers(output, prepared, drive, options, audio_from)]
+                written = self._animate(drive, prepared, writers, options, kp_initial, progress, on_progress)
                 if written == 0:
                     raise DaganError(f"{driving} has no decodable frames")
-                audio_written = getattr(writer, "writes_audio", False)
+                audio_written = any(getattr(w, "writes_audio", False) for w in writers)
         finally:
             progress.close()
-        return AnimateResult(output, written, info.fps, (out_w, out_h), bool(audio_written), best_index, messages)
+        if options.audio_file and not audio_written:
+            messages.append(f"{options.audio_file} has no audio track; the output is silent")
+        paths = [w.path for w in writers]
+        return AnimateResult(paths[0], written, float(drive.frame_rate), writers[0].size, bool(audio_written),
+                             best_index, messages, paths, prepared.numbers)
+
+    def _check_output(self, drive, driving: str, output: Path, options: AnimateOptions) -> None:
+        """Refuse output/driving/audio combinations that cannot work, before any work."""
+        if is_image_path(output) and not drive.is_image:
+            kind = "a motion file" if isinstance(drive, MotionDriving) else "a video"
+            raise DaganError(f"{output} is an image, but {driving} is {kind} ({drive.num_frames} frames); write "
+                             ".mp4, .gif or a folder of PNGs, or drive with one image")
+        if options.side_by_side and not drive.has_pixels:
+            raise DaganError(f"--side-by-side shows the driving frames, and {driving} (a motion file) has none; "
+                             "drive with the video instead")
+        if options.audio_file:
+            if not Path(options.audio_file).is_file():
+                raise DaganError(f"--audio {options.audio_file}: no such file")
+            if output.suffix.lower() not in VIDEO_SUFFIXES:
+                raise DaganError(f"--audio needs a video output ({', '.join(VIDEO_SUFFIXES)}); {output} holds no sound")
+
+    def _open_writers(self, output: Path, prepared: PreparedPhoto, drive, options: AnimateOptions, audio_from):
+        """One writer for a pasted-back output, else one per face (`_face<N>` names unless --faces largest)."""
+        if options.paste_back:
+            h, w = prepared.photo.shape[:2]
+            size, paths = ((w, h) if is_image_path(output) else even_size(w, h)), [output]
+        else:
+            size = (5 * self.size, self.size) if options.side_by_side else (self.size, self.size)
+            per_face = parse_faces(options.faces) != "largest"
+            paths = [face_output_path(output, n) for n in prepared.numbers] if per_face else [output]
+        if is_image_path(output):
+            return [ImageFrameWriter(p, drive.frame_rate, size) for p in paths]
+        return [open_writer(p, drive.frame_rate, size, audio_from=audio_from) for p in paths]
+
+    def _animate(self, drive, prepared: PreparedPhoto, writers, options: AnimateOptions, kp_initial, progress,
+                 on_progress) -> int:
+        """Drive every selected face through every batch of driving keypoints; returns frames written."""
+        adapt = options.relative and options.adapt_movement_scale
+        smoother = OneEuroFilter(min_cutoff=options.smooth_keypoints, beta=0.05, rate=float(drive.frame_rate)) \
+            if options.smooth_keypoints > 0 else None
+        scales = None
+        written = 0
+        for crops, depth, kp in drive.batches(options.batch_size):
+            if kp_initial is None:
+                kp_initial = kp[0:1]
+            if scales is None:
+                scales = [movement_scale(s.keypoints, kp_initial) if adapt else 1.0 for s in prepared.states]
+            if smoother is not None:
+                kp = self._smooth(smoother, kp)
+            kp_norms = [normalize_keypoints(s.keypoints, kp, kp_initial, relative=options.relative, scale=scale)
+                        for s, scale in zip(prepared.states, scales, strict=True)]
+            preds = self._generate_faces(prepared, kp_norms)  # F×T×S×S×3
+            for t in range(preds.shape[1]):
+                self._write_frame(writers, preds[:, t], prepared, crops, depth, kp, t, options)
+                written += 1
+                progress.update(1)
+                if on_progress:
+                    on_progress(written)
+        return written
+
+    def _generate_faces(self, prepared: PreparedPhoto, kp_norms: list[Keypoints]) -> np.ndarray:
+        """F×T×S×S×3 predictions; the F faces × T frames run as one generator batch where the runtime can."""
+        faces, t = len(kp_norms), kp_norms[0].value.shape[0]
+        if faces == 1:
+            pred = self.runtime.generate(prepared.states[0], kp_norms[0])
+        elif hasattr(self.runtime, "stack_states"):
+            pred = self.runtime.generate(prepared.stacked_state(self.runtime, t), Keypoints.cat(kp_norms))
+        else:
+            pred = torch.cat([self.runtime.generate(s, k) for s, k in zip(prepared.states, kp_norms, strict=True)])
+        pred = pred.permute(0, 2, 3, 1).cpu().numpy()  # (F·T)×S×S×3, face-major
+        return pred.reshape(faces, t, *pred.shape[1:])
 
     # ------------------------------------------------------------------ per-frame output
     def _smooth(self, smoother: OneEuroFilter, kp: Keypoints) -> Keypoints:
@@ -274,16 +317,24 @@ class AnimationPipeline:
                 jacs.append(smoothed[n:].view_as(kp.jacobian[i]))
         return Keypoints(torch.stack(values), torch.stack(jacs) if jacs else None)
 
-    def _compose(self, pred, driving_crop, source_u8, photo, source_box, depth, kp, options):
+    def _write_frame(self, writers, faces: np.ndarray, prepared: PreparedPhoto, crops, depth, kp: Keypoints,
+                     t: int, options: AnimateOptions) -> None:
+        """Frame t: every face pasted into the photo, or each face (or its panels) to its own writer.
+
+        faces: F×S×S×3 predictions; crops/depth/kp: the driving batch (crops and depth None for motion files).
+        """
         if options.paste_back:
-            w, h = even_size(photo.shape[1], photo.shape[0])
-            return to_uint8(paste_back(photo, pred, source_box)[:h, :w])
-        if not options.side_by_side:
-            return to_uint8(pred)
-        driving_u8 = to_uint8(driving_crop)
-        panels = [source_u8, driving_u8, to_uint8(pred), colorize_depth(depth[0].float().cpu().numpy()),
-                  draw_keypoints(driving_u8, kp.value[0].cpu().numpy())]
-        return np.concatenate(panels, axis=1)  # S×5S×3
+            w, h = writers[0].size
+            writers[0].write(to_uint8(paste_faces(prepared.photo, list(faces), prepared.boxes)[:h, :w]))
+            return
+        for face, crop, writer in zip(faces, prepared.crops, writers, strict=True):
+            if not options.side_by_side:
+                writer.write(to_uint8(face))
+                continue
+            driving_u8 = to_uint8(crops[t])
+            panels = [to_uint8(crop), driving_u8, to_uint8(face), colorize_depth(depth[t, 0].float().cpu().numpy()),
+                      draw_keypoints(driving_u8, kp.value[t].cpu().numpy())]
+            writer.write(np.concatenate(panels, axis=1))  # S×5S×3
 
     def _progress_bar(self, total: int):
         from tqdm import tqdm
