@@ -115,7 +115,7 @@ def paste_faces(
 
     Each face i brings its resampled patch p_i and soft mask m_i (as in `paste_back`). The result is
     A·c + (1 − A)·photo with coverage A = 1 − ∏(1 − m_i) and colour c = Σ m_i·p_i / Σ m_i, so the
-    order of the faces does not matter, a single face gives exactly `paste_back`, and pixels outside
+    order of the faces does not matter, a single face gives `paste_back` (to float rounding), and pixels outside
     every mask keep the photo's values.
 
     Args:
