@@ -50,7 +50,7 @@ def test_paste_faces_one_face_is_paste_back_and_outside_is_untouched():
     photo = rng.random((80, 120, 3)).astype(np.float32)
     face = rng.random((16, 16, 3)).astype(np.float32)
     box = Box(20.3, 10.7, 70.1, 60.5)
-    assert np.allclose(paste_faces(photo, [face], [box]), paste_back(photo, face, box), atol=1e-6)
+    assert np.array_equal(paste_faces(photo, [face], [box]), paste_back(photo, face, box))
     two = paste_faces(photo, [face, face], [box, Box(60, 5, 110, 55)])
     outside = np.ones(photo.shape[:2], bool)
     for b in (box, Box(60, 5, 110, 55)):
@@ -115,7 +115,7 @@ def test_group_photo_all_faces_move_and_run_as_one_batch(demo_pipe, group_png, f
     frames = _frames(tmp_path / "all")
     photo = read_image(group_png)
     assert frames.shape == (6, *photo.shape)
-    boxes = demo_pipe.prepare_photo(group_png, opts).boxes
+    boxes = [f.box for f in demo_pipe.prepare_photo(group_png, opts)]
     for box in boxes:
         region = _region(frames, box)
         assert np.abs(region[1:] - region[:1]).mean() > 0.003  # this face moves over time
@@ -131,7 +131,7 @@ def test_group_photo_largest_face_only(demo_pipe, group_png, face_clip, tmp_path
     assert "2 faces in" in capsys.readouterr().out
     frames = _frames(tmp_path / "largest")
     photo = read_image(group_png)
-    left, right = demo_pipe.prepare_photo(group_png, AnimateOptions(faces="all")).boxes
+    left, right = (f.box for f in demo_pipe.prepare_photo(group_png, AnimateOptions(faces="all")))
     assert np.abs(_region(frames, left)[1:] - _region(frames, left)[:1]).mean() > 0.003
     outside = blend_mask(left, (0, 0, photo.shape[1], photo.shape[0])) == 0  # the astronaut included
     assert np.array_equal(frames[:, outside], np.broadcast_to(photo[outside], frames[:, outside].shape))
@@ -161,3 +161,20 @@ def test_info_lists_the_faces(group_png, capsys):
     assert main(["info", "--faces", str(group_png), "--json"]) == 0
     faces = json.loads(capsys.readouterr().out)["faces"]
     assert [f["face"] for f in faces] == [1, 2] and faces[0]["box"][0] < faces[1]["box"][0]
+
+
+def test_composer_with_several_faces():
+    from dagan.inference.stages import Animated, Composer, SourceFace
+
+    photo = np.zeros((51, 80, 3), np.uint8)
+    faces = [SourceFace(photo, np.zeros((8, 8, 3), np.float32), Box(0, 0, 40, 40), None, 1),
+             SourceFace(photo, np.zeros((8, 8, 3), np.float32), Box(40, 0, 80, 40), None, 2)]
+    per_face = np.stack([np.full((2, 8, 8, 3), 0.25, np.float32), np.full((2, 8, 8, 3), 0.75, np.float32)])
+    animated = Animated(per_face[0], None, Keypoints(torch.zeros(2, 5, 2)), per_face)
+    crops = Composer(faces, 8)
+    assert crops.streams == 2 and [f.mean() for f in crops.outputs(animated, 1, None)] == pytest.approx([64, 191], abs=1)
+    pasted = Composer(faces, 8, paste=True)
+    assert pasted.streams == 1 and pasted.output_size == (80, 50)
+    (frame,) = pasted.outputs(animated, 0, None)
+    assert frame[20, 20, 0] == 64 and frame[20, 60, 0] == 191  # each face pasted at its own box
+    assert Composer(faces, 8, paste=True, even=False).output_size == (80, 51)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,11 +20,11 @@ import torch
 from dagan.errors import DaganError
 from dagan.geometry import Keypoints
 from dagan.geometry.keypoints import convex_hull_area
-from dagan.inference.face import Box, FaceTracker, crop_and_resize, crop_box_from_face, detect_faces, \
-    detect_largest_face, face_landmarks
+from dagan.inference.face import detect_faces, face_landmarks
 from dagan.inference.motion import Motion, is_motion_file, load_motion, runtime_model_id
 from dagan.inference.outputs import is_image_path
-from dagan.io import iter_frames, probe_video, read_image, to_uint8
+from dagan.inference.stages import batched, crop_source, driving_crops, frames_to_tensor
+from dagan.io import probe_video, read_image, to_uint8
 
 Batch = tuple[list[np.ndarray] | None, torch.Tensor | None, Keypoints]
 
@@ -57,15 +57,15 @@ def landmark_error(landmarks: np.ndarray | None, target: np.ndarray) -> float:
     return float(((landmarks - target) ** 2).sum())
 
 
-def open_driving(path: str, runtime, size: int, to_tensor: Callable, *, crop: bool = True,
-                 detect_every: int = 1, messages: list[str] | None = None):
+def open_driving(path: str, runtime, size: int, *, crop: bool = True, detect_every: int = 1,
+                 messages: list[str] | None = None):
     """A `MotionDriving` for .npz, an `ImageDriving` for an image file, else a `VideoDriving`."""
     messages = messages if messages is not None else []
     if is_motion_file(path):
         return MotionDriving(path, runtime)
     if is_image_path(path):
-        return ImageDriving(path, runtime, size, to_tensor, crop=crop)
-    return VideoDriving(path, runtime, size, to_tensor, crop=crop, detect_every=detect_every, messages=messages)
+        return ImageDriving(path, runtime, size, crop=crop)
+    return VideoDriving(path, runtime, size, crop=crop, detect_every=detect_every, messages=messages)
 
 
 class VideoDriving:
@@ -74,9 +74,8 @@ class VideoDriving:
     has_pixels = True
     is_image = False
 
-    def __init__(self, path: str, runtime, size: int, to_tensor: Callable, *, crop: bool, detect_every: int,
-                 messages: list[str]):
-        self.path, self.runtime, self.size, self.to_tensor = path, runtime, size, to_tensor
+    def __init__(self, path: str, runtime, size: int, *, crop: bool, detect_every: int, messages: list[str]):
+        self.path, self.runtime, self.size = path, runtime, size
         self.crop, self.detect_every, self.messages = crop, detect_every, messages
         info = probe_video(path)
         if info.num_frames == 0:
@@ -86,30 +85,16 @@ class VideoDriving:
         self.audio = path if info.has_audio else None
 
     def crops(self, messages: list[str] | None = None) -> Iterator[np.ndarray]:
-        """S×S×3 face crops of every frame (the whole frame resized with crop=False)."""
-        if not self.crop:
-            for frame in iter_frames(self.path):
-                h, w = frame.shape[:2]
-                yield crop_and_resize(frame, Box(0, 0, w, h), self.size)
-            return
-        tracker = FaceTracker(source=str(self.path), detect_every=self.detect_every)
-        for tracked in tracker.track(lambda: iter_frames(self.path)):
-            yield crop_and_resize(tracked.frame, tracked.crop_box, self.size)
-        if messages is not None:
-            messages.extend(tracker.report.messages())
+        """read → track → crop: S×S×3 face crops of every frame (whole frames resized with crop=False)."""
+        return driving_crops(self.path, self.size, crop=self.crop, detect_every=self.detect_every,
+                             messages=messages if messages is not None else [])
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
-        batch: list[np.ndarray] = []
-        for crop in self.crops(self.messages):
-            batch.append(crop)
-            if len(batch) == batch_size:
-                yield self._keypoints(batch)
-                batch = []
-        if batch:
-            yield self._keypoints(batch)
+        for crops in batched(self.crops(self.messages), batch_size):
+            yield self._keypoints(crops)
 
     def _keypoints(self, crops: list[np.ndarray]) -> Batch:
-        depth, kp = self.runtime.driving_keypoints(self.to_tensor(crops))
+        depth, kp = self.runtime.driving_keypoints(frames_to_tensor(crops, self.runtime.device))
         return crops, depth, kp
 
     def initial(self, best_frame, source_crop: np.ndarray, source: str) -> tuple[int, Keypoints | None]:
@@ -201,18 +186,12 @@ class ImageDriving:
     frame_rate = Fraction(25)
     num_frames = 1
 
-    def __init__(self, path: str, runtime, size: int, to_tensor: Callable, *, crop: bool):
-        self.path, self.runtime, self.to_tensor = path, runtime, to_tensor
-        image = read_image(path)
-        h, w = image.shape[:2]
-        box = Box(0, 0, w, h)
-        if crop:
-            face, _ = detect_largest_face(to_uint8(image), source=path)
-            box = crop_box_from_face(face, (w, h))
-        self.crop = crop_and_resize(image, box, size)
+    def __init__(self, path: str, runtime, size: int, *, crop: bool):
+        self.path, self.runtime = path, runtime
+        self.crop, _ = crop_source(read_image(path), size, crop=crop, name=path, messages=[])
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
-        depth, kp = self.runtime.driving_keypoints(self.to_tensor([self.crop]))
+        depth, kp = self.runtime.driving_keypoints(frames_to_tensor([self.crop], self.runtime.device))
         yield [self.crop], depth, kp
 
     def initial(self, best_frame, source_crop: np.ndarray, source: str) -> tuple[int, Keypoints | None]:

@@ -115,7 +115,7 @@ def paste_faces(
 
     Each face i brings its resampled patch p_i and soft mask m_i (as in `paste_back`). The result is
     A·c + (1 − A)·photo with coverage A = 1 − ∏(1 − m_i) and colour c = Σ m_i·p_i / Σ m_i, so the
-    order of the faces does not matter, a single face gives `paste_back` (to float rounding), and pixels outside
+    order of the faces does not matter, a single face gives exactly `paste_back`, and pixels outside
     every mask keep the photo's values.
 
     Args:
@@ -128,6 +128,8 @@ def paste_faces(
     """
     if len(generated_faces) != len(boxes):
         raise ValueError(f"{len(generated_faces)} faces but {len(boxes)} boxes")
+    if len(boxes) == 1:
+        return paste_back(photo, generated_faces[0], boxes[0], feather, shape=shape)
     base = to_float(np.asarray(photo)).copy()
     H, W = base.shape[:2]
     weighted = np.zeros((H, W, 3), np.float32)
