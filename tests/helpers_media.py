@@ -144,3 +144,17 @@ def group_photo(path: Path) -> Path:
     canvas[125:325, 404:604] = astronaut_face()
     Image.fromarray(canvas).save(path)
     return path
+
+
+def write_frames(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    """H×W×3 uint8 frames → an H.264 clip (yuv420p, no audio), written with PyAV directly."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

@@ -7,11 +7,11 @@ import torch
 
 from dagan.config import get_preset
 from dagan.models import DaGAN
-from helpers_media import group_photo, make_clip
+from helpers_media import group_photo, make_clip, write_frames
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
+def tiny_dir(tmp_path_factory):
     """A random tiny-preset model (64², 5 keypoints) with a visible attention contribution."""
     torch.manual_seed(0)
     model = DaGAN(get_preset("tiny")).eval()
@@ -37,19 +37,8 @@ def group_png(tmp_path_factory):
 @pytest.fixture(scope="session")
 def face_clip(tmp_path_factory):
     """6 frames of the bundled driving video (every 10th, so the head visibly moves), 256², no audio."""
-    import av
-
     import dagan.assets
     from dagan.io import iter_frames
 
     frames = [f for i, f in enumerate(iter_frames(dagan.assets.sample_driving())) if i % 10 == 0][:6]
-    path = tmp_path_factory.mktemp("face_clip") / "talk.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "12"})
-        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-            vf.pts = i
-            out.mux(stream.encode(vf))
-        out.mux(stream.encode(None))
-    return path
+    return write_frames(tmp_path_factory.mktemp("face_clip") / "talk.mp4", frames)

@@ -88,7 +88,7 @@ def test_cross_product(media):
         cross_jobs(media / "drivers", media / "drivers")
 
 
-def test_batch_runs_isolates_failures_reuses_work_and_resumes(tiny_model_dir, media, tmp_path, monkeypatch, capsys):
+def test_batch_runs_isolates_failures_reuses_work_and_resumes(tiny_dir, media, tmp_path, monkeypatch, capsys):
     (tmp_path / "broken.png").write_text("not an image")
     jobs = csv_file(tmp_path / "jobs.csv",
                     f"source,driving,output\n{media}/photos/ann.png,{media}/drivers/talk.mp4,a/talk.mp4\n"
@@ -106,7 +106,7 @@ def test_batch_runs_isolates_failures_reuses_work_and_resumes(tiny_model_dir, me
     monkeypatch.setattr(TorchRuntime, "prepare_source", count("prepare", prepare))
     monkeypatch.setattr(TorchRuntime, "driving_keypoints", count("driving", keypoints))
     out = tmp_path / "out"
-    argv = ["batch", str(jobs), "-o", str(out), "--model", str(tiny_model_dir), "--no-crop", "--batch-size", "4"]
+    argv = ["batch", str(jobs), "-o", str(out), "--model", str(tiny_dir), "--no-crop", "--batch-size", "4"]
     assert main(argv) == 1  # one job failed
     log = capsys.readouterr().out
     assert "job line 3 failed:" in log and len([ln for ln in log.splitlines() if "failed:" in ln]) == 1
@@ -115,6 +115,7 @@ def test_batch_runs_isolates_failures_reuses_work_and_resumes(tiny_model_dir, me
     assert {k: v["status"] for k, v in report.items()} == {
         "a/talk.mp4": "ok", "broken__talk.mp4": "failed", "ann__nod.mp4": "ok", "b.gif": "ok"}
     assert "broken.png" in report["broken__talk.mp4"]["error"] and report["b.gif"]["seconds"] > 0
+    assert report["a/talk.mp4"]["outputs"] == ["a/talk.mp4"]  # relative to OUTDIR
     talk = probe_video(out / "a" / "talk.mp4")
     assert talk.num_frames == 6 and talk.has_audio  # the video's audio, though animated from its motion file
     assert probe_video(out / "ann__nod.mp4").num_frames == 4
@@ -139,12 +140,12 @@ def test_batch_cli_errors(media, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_torchrun_ranks_split_the_jobs(tiny_model_dir, media, tmp_path):
+def test_torchrun_ranks_split_the_jobs(tiny_dir, media, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dagan",
            "batch", "--sources", str(media / "photos"), "--driving", str(media / "drivers"), "-o", str(out),
-           "--model", str(tiny_model_dir), "--no-crop", "--format", "gif"]
+           "--model", str(tiny_dir), "--no-crop", "--format", "gif"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "batch_report.json").read_text())["jobs"]

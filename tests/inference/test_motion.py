@@ -25,19 +25,19 @@ def cli(*args):
 
 
 @pytest.fixture(scope="module")
-def motion_file(tiny_model_dir, crop_clip, tmp_path_factory):
+def motion_file(tiny_dir, crop_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("motion") / "drive.npz"
-    assert cli("extract-motion", "--model", tiny_model_dir, "--driving", crop_clip, "--no-crop", "-o", out) == 0
+    assert cli("extract-motion", "--model", tiny_dir, "--driving", crop_clip, "--no-crop", "-o", out) == 0
     return out
 
 
-def test_motion_file_holds_keypoints_fps_and_model_but_no_pixels(tiny_model_dir, motion_file):
+def test_motion_file_holds_keypoints_fps_and_model_but_no_pixels(tiny_dir, motion_file):
     with np.load(motion_file, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     assert int(arrays["format"]) == MOTION_FORMAT and int(arrays["num_frames"]) == 6
     assert arrays["value"].shape == (6, 5, 2) and arrays["jacobian"].shape == (6, 5, 2, 2)
     assert Fraction(int(arrays["fps_num"]), int(arrays["fps_den"])) == Fraction(30000, 1001)
-    assert str(arrays["model_id"]) == model_identifier(DaGAN.from_pretrained(tiny_model_dir))
+    assert str(arrays["model_id"]) == model_identifier(DaGAN.from_pretrained(tiny_dir))
     assert "landmarks" not in arrays
     assert max(a.size for a in arrays.values()) <= 6 * 5 * 4  # nothing image-sized
     assert not list(motion_file.parent.glob(".*"))  # no temp file left behind
@@ -57,14 +57,14 @@ def test_animating_from_the_motion_file_matches_the_video(face_clip, tmp_path):
     assert np.abs(a[1:] - a[:1]).mean() > 0.005  # the frames do move, so the comparison means something
 
 
-def test_motion_file_with_audio_reproduces_the_clip(tiny_model_dir, crop_clip, motion_file, tmp_path):
+def test_motion_file_with_audio_reproduces_the_clip(tiny_dir, crop_clip, motion_file, tmp_path):
     out = tmp_path / "out.mp4"
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop",
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop",
                "--driving", motion_file, "--audio", crop_clip, "-o", out) == 0
     info = probe_video(out)
     assert info.num_frames == 6 and info.frame_rate == Fraction(30000, 1001) and info.has_audio
     assert abs(audio_seconds(out) - audio_seconds(crop_clip)) < 0.05
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop",
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop",
                "--driving", motion_file, "-o", tmp_path / "silent.mp4") == 0
     assert not probe_video(tmp_path / "silent.mp4").has_audio  # a motion file carries no sound
 
@@ -124,7 +124,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
         save_motion(tmp_path / "m.pkl", motion)
 
 
-def test_cli_errors(tiny_model_dir, crop_clip, motion_file, tmp_path, capsys):
+def test_cli_errors(tiny_dir, crop_clip, motion_file, tmp_path, capsys):
     other = tmp_path / "other"
     torch.manual_seed(1)
     DaGAN(get_preset("tiny")).save_pretrained(other)
@@ -132,24 +132,24 @@ def test_cli_errors(tiny_model_dir, crop_clip, motion_file, tmp_path, capsys):
                "-o", tmp_path / "x.mp4") == 2
     err = capsys.readouterr().err.strip()
     assert "extracted with another model" in err and len(err.splitlines()) == 1
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop", "--driving",
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop", "--driving",
                motion_file, "--side-by-side", "-o", tmp_path / "x.mp4") == 2
     assert "a motion file" in capsys.readouterr().err
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop", "--driving",
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop", "--driving",
                motion_file, "--audio", crop_clip, "-o", tmp_path / "x.gif") == 2
     assert "--audio needs a video output" in capsys.readouterr().err
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop", "--driving",
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop", "--driving",
                motion_file, "--audio", tmp_path / "none.wav", "-o", tmp_path / "x.mp4") == 2
     assert "no such file" in capsys.readouterr().err
-    assert cli("extract-motion", "--model", tiny_model_dir, "--driving", SOURCE, "-o", tmp_path / "m.npz") == 2
+    assert cli("extract-motion", "--model", tiny_dir, "--driving", SOURCE, "-o", tmp_path / "m.npz") == 2
     assert "needs a driving video" in capsys.readouterr().err
     assert not list(tmp_path.glob("x.*")) and not (tmp_path / "m.npz").exists()
 
 
-def test_best_frame_from_a_motion_file(tiny_model_dir, crop_clip, motion_file, tmp_path, capsys):
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop", "--driving",
+def test_best_frame_from_a_motion_file(tiny_dir, crop_clip, motion_file, tmp_path, capsys):
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop", "--driving",
                motion_file, "--best-frame", "2", "-o", tmp_path / "b.mp4") == 0
     assert probe_video(tmp_path / "b.mp4").num_frames == 6
-    assert cli("animate", "--quiet", "--model", tiny_model_dir, "--source", SOURCE, "--no-crop", "--driving",
+    assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop", "--driving",
                motion_file, "--best-frame", "auto", "-o", tmp_path / "c.mp4") == 2
     assert "extract-motion --landmarks" in capsys.readouterr().err

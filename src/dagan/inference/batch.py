@@ -311,7 +311,7 @@ def run_batch(pipe: AnimationPipeline, jobs: list[Job], outdir: str | os.PathLik
         previous = report.entry(job.output)
         expected = job_outputs(job, out)
         done = previous and previous.get("status") in ("ok", "skipped") and all(
-            Path(o).exists() for o in previous.get("outputs", []))
+            (out / o).exists() for o in previous.get("outputs", []))
         if done or (expected and all(p.exists() for p in expected)):
             counts["skipped"] += 1
             report.update(job.output, {**(previous or entry), "status": "skipped"})
@@ -329,9 +329,10 @@ def run_batch(pipe: AnimationPipeline, jobs: list[Job], outdir: str | os.PathLik
             report.update(job.output, {**entry, "status": "failed", "seconds": round(seconds, 3), "error": message})
             continue
         seconds = time.perf_counter() - start
+        written = [os.path.relpath(p, out) for p in result.outputs]  # relative to OUTDIR, wherever it moves
         counts["ok"] += 1
         report.update(job.output, {**entry, "status": "ok", "seconds": round(seconds, 3), "frames": result.frames,
-                                   "outputs": [str(p) for p in result.outputs], "error": None})
-        log(f"job {job.where}: wrote {', '.join(str(p.relative_to(out)) for p in result.outputs)} "
+                                   "outputs": written, "error": None})
+        log(f"job {job.where}: wrote {', '.join(written)} "
             f"({result.frames} frames, {seconds:.1f} s)")
     return counts

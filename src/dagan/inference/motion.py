@@ -29,7 +29,7 @@ import torch
 
 from dagan.errors import DaganError
 from dagan.geometry import Keypoints
-from dagan.io._files import check_output_parent, commit, discard, reserve_temp_file
+from dagan.io._files import atomic_file, check_output_parent
 
 MOTION_FORMAT = 1
 MOTION_SUFFIX = ".npz"
@@ -117,15 +117,8 @@ def save_motion(path: str | os.PathLike, motion: Motion) -> Path:
         arrays["landmarks"] = np.asarray(motion.landmarks, np.float32)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    tmp = reserve_temp_file(out)
-    try:
+    with atomic_file(out) as tmp:
         tmp.write_bytes(buffer.getvalue())
-    except BaseException as exc:
-        discard(tmp)
-        if isinstance(exc, OSError):
-            raise DaganError(f"cannot write {out}: {exc}") from None
-        raise
-    commit(tmp, out)
     return out
 
 

@@ -230,14 +230,19 @@ class AnimationPipeline:
 
     def _writers(self, output: Path, faces: list[SourceFace], drive, compose: Composer, options: AnimateOptions,
                  audio_from):
-        """Write: one writer per output stream (`_face<N>` names per face unless --faces largest)."""
+        """Write: one writer per output stream (`_face<N>` names per face unless --faces largest).
+
+        A generator, so each writer (which reserves its temp file) is entered before the next opens.
+        """
         if compose.streams == 1 and (options.paste_back or parse_faces(options.faces) == "largest"):
             paths = [output]
         else:
             paths = [face_output_path(output, f.number) for f in faces]
-        if is_image_path(output):
-            return [ImageFrameWriter(p, drive.frame_rate, compose.output_size) for p in paths]
-        return [open_writer(p, drive.frame_rate, compose.output_size, audio_from=audio_from) for p in paths]
+        for path in paths:
+            if is_image_path(output):
+                yield ImageFrameWriter(path, drive.frame_rate, compose.output_size)
+            else:
+                yield open_writer(path, drive.frame_rate, compose.output_size, audio_from=audio_from)
 
     def _progress_bar(self, total: int):
         from tqdm import tqdm
