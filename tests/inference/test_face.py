@@ -3,6 +3,7 @@ from importlib import resources
 import numpy as np
 import pytest
 from helpers_media import astronaut_face, face_on_background
+from helpers_tracking import FakeDetector, face_at, index_frames
 from PIL import Image
 
 from dagan.errors import DaganError
@@ -194,32 +195,10 @@ def test_one_euro_timestamps():
 # ---------------------------------------------------------------- tracking (logic, fake detector)
 
 
-class FakeDetector:
-    """Detector returning scripted boxes per frame; frames are just their index."""
-
-    def __init__(self, script):
-        self.script = script
-        self.calls = []
-
-    def __call__(self, frame):
-        index = int(frame[0, 0, 0])
-        self.calls.append(index)
-        return list(self.script(index))
-
-
-def _index_frames(n):
-    for i in range(n):
-        yield np.full((100, 100, 3), i, np.uint8)
-
-
-def _face_at(x):
-    return Box(x - 10, 40, x + 10, 60)
-
-
 def test_tracker_holds_last_box_and_backfills_the_start():
-    script = lambda i: [] if i < 3 or 6 <= i < 9 else [_face_at(20 + 3 * i)]  # noqa: E731
+    script = lambda i: [] if i < 3 or 6 <= i < 9 else [face_at(20 + 3 * i)]  # noqa: E731
     tracker = FaceTracker(detect=FakeDetector(script), smooth_sigma=0, margin=0.0, lift=0.0)
-    out = list(tracker.track(_index_frames(12)))
+    out = list(tracker.track(index_frames(12)))
     assert [t.index for t in out] == list(range(12))
     cx = [t.crop_box.center[0] for t in out]
     assert cx[:4] == [29.0] * 4  # before the first face: the first box
@@ -231,9 +210,9 @@ def test_tracker_holds_last_box_and_backfills_the_start():
 
 
 def test_tracker_detect_every_interpolates():
-    detector = FakeDetector(lambda i: [_face_at(20 + 2 * i)])
+    detector = FakeDetector(lambda i: [face_at(20 + 2 * i)])
     tracker = FaceTracker(detect=detector, detect_every=4, smooth_sigma=0, margin=0.0, lift=0.0)
-    out = list(tracker.track(_index_frames(11)))
+    out = list(tracker.track(index_frames(11)))
     assert detector.calls == [0, 4, 8]
     assert [t.crop_box.center[0] for t in out[:9]] == pytest.approx([20 + 2 * i for i in range(9)])
     assert [t.crop_box.center[0] for t in out[9:]] == [36.0, 36.0]  # after the last detection: hold
@@ -243,11 +222,11 @@ def test_tracker_memory_is_bounded():
     produced = []
 
     def frames():
-        for frame in _index_frames(60):
+        for frame in index_frames(60):
             produced.append(1)
             yield frame
 
-    tracker = FaceTracker(detect=FakeDetector(lambda i: [_face_at(50)]), detect_every=3, smooth_sigma=2.0)
+    tracker = FaceTracker(detect=FakeDetector(lambda i: [face_at(50)]), detect_every=3, smooth_sigma=2.0)
     max_lag = 0
     for consumed, _ in enumerate(tracker.track(frames()), start=1):
         max_lag = max(max_lag, len(produced) - consumed)
@@ -258,19 +237,19 @@ def test_tracker_memory_is_bounded():
 def test_tracker_smoothing_reduces_jitter():
     rng = np.random.default_rng(0)
     jitter = rng.normal(0, 2.0, 80)
-    detector = FakeDetector(lambda i: [_face_at(50 + jitter[i])])
-    smooth = [t.crop_box.center[0] for t in FaceTracker(detect=detector, smooth_sigma=2.0).track(_index_frames(80))]
+    detector = FakeDetector(lambda i: [face_at(50 + jitter[i])])
+    smooth = [t.crop_box.center[0] for t in FaceTracker(detect=detector, smooth_sigma=2.0).track(index_frames(80))]
     assert np.std(np.diff(smooth)) < 0.3 * np.std(np.diff(jitter))
 
 
 def test_tracker_several_faces_follows_and_reports():
     def script(i):
-        big, small = _face_at(30), Box(60, 40, 75, 55)
+        big, small = face_at(30), Box(60, 40, 75, 55)
         return [big, small] if i % 2 else [big]
 
     tracker = FaceTracker(detect=FakeDetector(script), smooth_sigma=0)
-    out = list(tracker.track(_index_frames(6)))
-    assert all(t.face_box == _face_at(30) or t.face_box.x0 == 20 for t in out)
+    out = list(tracker.track(index_frames(6)))
+    assert all(t.face_box == face_at(30) or t.face_box.x0 == 20 for t in out)
     assert tracker.report.multi_face_frames == 3 and tracker.report.first_multi_face_frame == 1
     assert "2 faces" in tracker.report.messages()[0]
 
@@ -278,17 +257,17 @@ def test_tracker_several_faces_follows_and_reports():
 def test_tracker_never_a_face():
     tracker = FaceTracker(source="drive.mp4", detect=FakeDetector(lambda i: []))
     with pytest.raises(DaganError, match="no face found in any of the 5 frames of drive.mp4"):
-        list(tracker.track(_index_frames(5)))
+        list(tracker.track(index_frames(5)))
     with pytest.raises(DaganError, match="no frames"):
         list(tracker.track(iter([])))
 
 
 def test_tracker_late_face_with_plain_iterator_and_with_reopenable_source():
-    script = lambda i: [_face_at(40)] if i >= 30 else []  # noqa: E731
+    script = lambda i: [face_at(40)] if i >= 30 else []  # noqa: E731
     tracker = FaceTracker(source="late.mp4", detect=FakeDetector(script), max_pending=10, smooth_sigma=1)
     with pytest.raises(DaganError, match="first 10 frames of late.mp4"):
-        list(tracker.track(_index_frames(40)))
-    out = list(tracker.track(lambda: _index_frames(40)))  # reopenable: no frame limit
+        list(tracker.track(index_frames(40)))
+    out = list(tracker.track(lambda: index_frames(40)))  # reopenable: no frame limit
     assert [t.index for t in out] == list(range(40))
     assert all(np.allclose(t.crop_box.as_array(), out[0].crop_box.as_array()) for t in out)
     assert tracker.report.misses == 30 and tracker.report.frames == 40

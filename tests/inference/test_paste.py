@@ -82,3 +82,20 @@ def test_blend_mask_values():
 def test_bad_shapes():
     with pytest.raises(ValueError, match="H×W×3"):
         paste_back(np.zeros((10, 10)), np.zeros((4, 4, 3)), Box(0, 0, 5, 5))
+
+
+@pytest.mark.parametrize("box", [Box(30.3, 12.7, 94.3, 76.7), Box(-20.5, 50, 40, 110.5), Box(200, 200, 260, 260)])
+def test_prepared_paste_back_gives_the_same_pixels(box):
+    from dagan.inference.paste import PasteBack
+    from dagan.io import to_uint8
+
+    rng = np.random.default_rng(0)
+    face = rng.random((64, 64, 3)).astype(np.float32)
+    for photo in (_smooth_photo(), (_smooth_photo() * 255).astype(np.uint8)):
+        paster = PasteBack(photo, box)
+        for _ in range(2):  # reusable: the prepared photo is not modified
+            out = paster(face)
+            assert out.dtype == np.uint8 and out.shape == photo.shape
+            np.testing.assert_array_equal(out, to_uint8(paste_back(photo, face, box)))
+    with pytest.raises(ValueError, match="H×W×3"):
+        paster(np.zeros((4, 4)))

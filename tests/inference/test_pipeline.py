@@ -1,5 +1,11 @@
 """`dagan animate` end to end with a tiny model: outputs, motion modes, and every bad input."""
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from dagan.cli.main import main
 from dagan.config import get_preset
 from dagan.geometry import Keypoints
 from dagan.inference.pipeline import AnimateOptions, AnimationPipeline, autocast_context, resolve_device
+from dagan.inference.profile import STAGES
 from dagan.io import iter_frames, probe_video
 from dagan.models import DaGAN
 from helpers_media import audio_seconds, face_on_background, make_clip
@@ -211,25 +218,144 @@ def test_unwritable_output(tiny_dir, tmp_path, capsys):
     assert "cannot write" in capsys.readouterr().err
 
 
-def test_face_crop_follows_the_face(tiny_dir, tmp_path):
-    """Driving faces moving across a wide frame are cropped so the face stays centred."""
-    frames = [face_on_background(120 + 12 * i, 150) for i in range(8)]
-    path = tmp_path / "moving.mp4"
+def _face_video(path, centres, size=(360, 300)):
+    """A video of the test face at the given centres on a plain background."""
+    frames = [face_on_background(x, y, size) for x, y in centres]
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=25, options={"crf": "10"})
-        s.width, s.height, s.pix_fmt = 360, 300, "yuv420p"
+        s.width, s.height, s.pix_fmt = *size, "yuv420p"
         for i, f in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(f, format="rgb24")
             vf.pts = i
             out.mux(s.encode(vf))
         out.mux(s.encode(None))
+    return frames
+
+
+def test_face_crop_follows_the_face(tiny_dir, tmp_path):
+    """Driving faces moving across a wide frame are cropped so the face stays centred."""
+    path = tmp_path / "moving.mp4"
+    frames = _face_video(path, [(120 + 12 * i, 150) for i in range(8)])
     pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", progress=False)
-    crops = list(pipe.open_driving(str(path), AnimateOptions(), []).crops())
-    assert len(crops) == 8
-    # the crop content should stay nearly the same while the face moves 84 px across the frame
-    assert np.abs(crops[0] - crops[-1]).mean() < 0.08
-    whole = [np.asarray(Image.fromarray(f).resize((64, 64))) / 255 for f in (frames[0], frames[-1])]
-    assert np.abs(whole[0] - whole[1]).mean() > np.abs(crops[0] - crops[-1]).mean()
+    for detect_every in (1, 4):
+        crops = list(pipe._driving_crops(str(path), True, detect_every, []))
+        assert len(crops) == 8
+        # the crop content should stay nearly the same while the face moves 84 px across the frame
+        assert np.abs(crops[0] - crops[-1]).mean() < 0.08
+        whole = [np.asarray(Image.fromarray(f).resize((64, 64))) / 255 for f in (frames[0], frames[-1])]
+        assert np.abs(whole[0] - whole[1]).mean() > np.abs(crops[0] - crops[-1]).mean()
+
+
+def _profile_rows(text):
+    rows = {}
+    for line in text.splitlines():
+        for name in STAGES + ("wall",):
+            if line.startswith(name + " "):
+                seconds, per_frame, share = line[len(name):].split()
+                rows[name] = (float(seconds), float(per_frame), int(share.rstrip("%")))
+    return rows
+
+
+def test_profile_table(tiny_dir, tmp_path, capsys):
+    path = tmp_path / "moving.mp4"
+    _face_video(path, [(120 + 6 * i, 150) for i in range(12)])
+    assert run("--model", tiny_dir, "--driving", path, "--profile", "--detect-every", "5", "--no-audio",
+               "--paste-back", "-o", tmp_path / "o.mp4") == 0
+    text = capsys.readouterr().out
+    rows = _profile_rows(text)
+    assert set(rows) == set(STAGES) | {"wall"}, text
+    wall = rows["wall"][0]
+    assert wall > 0 and rows["wall"][2] == 100
+    for name in STAGES:
+        seconds, per_frame, share = rows[name]
+        assert per_frame > 0, f"{name} was not timed:\n{text}"
+        assert 0 <= share <= 100 and seconds <= wall + 0.01
+        assert per_frame == pytest.approx(1000 * seconds / 12, abs=0.5)  # seconds are printed to 0.01
+    busy = int(text.split("networks busy ")[1].split("%")[0])
+    assert 0 < busy <= 100
+    assert abs(busy - 100 * (rows["depth+keypoints"][0] + rows["generator"][0]) / wall) <= 1
+    assert "(12 frames" in text and "face detector ran on" in text
+    runs = int(text.split("face detector ran on ")[1].split()[0])
+    assert 3 <= runs < 12  # every 5th frame, plus any re-detection after a lost track
+
+
+def test_detect_every_flag(tiny_dir, tmp_path, capsys):
+    from dagan.cli.animate import DEFAULT_DETECT_EVERY
+
+    assert DEFAULT_DETECT_EVERY == AnimateOptions.detect_every
+    assert run("--model", tiny_dir, "--detect-every", "0", "-o", tmp_path / "o.mp4") == 2
+    err = capsys.readouterr().err
+    assert "--detect-every must be at least 1" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ stopping: errors, Ctrl-C, SIGTERM
+def _dagan_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("dagan-")]
+
+
+def test_failures_on_any_thread_stop_the_workers_and_leave_nothing(tiny_dir, clip, bad_inputs, tmp_path):
+    pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", progress=False)
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"precious")
+    generate, calls = pipe.runtime.generate, []
+
+    def interrupted(state, kp):  # Ctrl-C while the networks run (main thread)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(state, kp)
+
+    pipe.runtime.generate = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(ASSETS / "sample_source.png", clip, out, AnimateOptions(crop=False, batch_size=2))
+    pipe.runtime.generate = generate
+
+    def broken_writer(written):  # an error on the compose/encode thread
+        if written == 3:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        pipe.run(ASSETS / "sample_source.png", clip, out, AnimateOptions(crop=False, batch_size=2),
+                 on_progress=broken_writer)
+    with pytest.raises(dagan.DaganError, match="no face found"):  # an error on the reading thread
+        pipe.run(ASSETS / "sample_source.png", bad_inputs / "noface.mp4", out, AnimateOptions())
+    assert not _dagan_threads()
+    assert out.read_bytes() == b"precious" and [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """Long enough that a run is still encoding when it is signalled."""
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", num_frames=1500, size=(64, 64), audio=None)
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_signalled_run_leaves_nothing_and_keeps_the_existing_output(tiny_dir, long_clip, tmp_path, sig, code, word):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"precious")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(dagan.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "dagan.cli.main", "animate", "--quiet", "--model", str(tiny_dir), "--source",
+           str(ASSETS / "sample_source.png"), "--driving", str(long_clip), "--no-crop", "--batch-size", "2",
+           "-o", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the run is writing (its temp file exists), at most ~2 minutes
+            if proc.poll() is not None or any(p.name.endswith(".part.mp4") for p in tmp_path.iterdir()):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(1.0)  # let frames flow through the background reader and writer
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert word in err and "Traceback" not in err, err
+    assert out.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"], "the killed run left files behind"
 
 
 def test_demo_defaults_use_the_bundled_model_and_samples(tmp_path, capsys):

@@ -16,6 +16,7 @@ from dagan.io.video import (
     apply_display_matrix,
     display_orientation,
     iter_frames,
+    iter_frames_with_preview,
     open_writer,
     probe_video,
 )
@@ -81,6 +82,31 @@ def test_rotated_clip_comes_out_upright(tmp_path, degrees):
     assert np.abs(first.astype(int) - expected).mean() < 3
     stored = next(iter_frames(clip, rotate=False))
     assert stored.shape == (48, 64, 3)
+
+
+def test_frames_with_preview_are_reduced_from_the_same_picture(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", num_frames=3, size=(160, 96), audio=None)
+    pairs = list(iter_frames_with_preview(clip, 80))
+    assert len(pairs) == 3
+    for (full, small), reference in zip(pairs, iter_frames(clip), strict=True):
+        np.testing.assert_array_equal(full, reference)
+        assert small.shape == (48, 80, 3) and small.dtype == np.uint8
+        resized = np.asarray(Image.fromarray(reference).resize((80, 48), Image.Resampling.BILINEAR))
+        assert np.abs(small.astype(int) - resized).mean() < 4
+    full, small = next(iter_frames_with_preview(clip, 160))  # small enough already: one array
+    assert small is full
+    with pytest.raises(ValueError, match="max_side"):
+        iter_frames_with_preview(clip, 4)
+
+
+def test_frames_with_preview_are_both_upright(tmp_path):
+    clip = make_clip(tmp_path / "r.mp4", num_frames=2, size=(64, 48), rotation=90, audio=None)
+    full, small = next(iter_frames_with_preview(clip, 32))
+    expected = np.rot90(pattern(0, 64, 48), k=1)
+    assert full.shape == expected.shape and small.shape == (32, 24, 3)
+    assert np.abs(full.astype(int) - expected).mean() < 3
+    resized = np.asarray(Image.fromarray(full).resize((24, 32), Image.Resampling.BILINEAR))
+    assert np.abs(small.astype(int) - resized).mean() < 8
 
 
 def _matrix(a, b, c, d):

@@ -8,6 +8,7 @@ from pathlib import Path
 from dagan.errors import DaganError
 
 DEFAULT_OUTPUT = "outputs/demo.mp4"
+DEFAULT_DETECT_EVERY = 10  # AnimateOptions.detect_every (not imported here: the parser must not load torch)
 
 
 def add_arguments(p):
@@ -22,6 +23,8 @@ def add_arguments(p):
                    help="model directory (from `dagan convert` or `dagan train`); default: the bundled demo "
                         "model; `preset:NAME` runs an untrained architecture (for testing and benchmarks only)")
     add_animate_options(p)
+    p.add_argument("--profile", action="store_true",
+                   help="print the time spent per stage and how busy the networks were")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,6 +54,10 @@ def add_animate_options(p):
     p.add_argument("--audio", dest="audio_file", default=None, metavar="FILE",
                    help="audio track for the output (any file with sound), instead of the driving video's")
     p.add_argument("--batch-size", type=int, default=8, help="driving frames per batch (default 8)")
+    p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                   help="run the full face detector every N driving frames and track the face in between; it "
+                        "also runs whenever tracking confidence drops "
+                        f"(default {DEFAULT_DETECT_EVERY}; 1 = every frame)")
 
 
 def parse_best_frame(value):
@@ -70,7 +77,8 @@ def options_from_args(args):
     return AnimateOptions(relative=args.relative, adapt_movement_scale=args.adapt_scale,
                           best_frame=parse_best_frame(args.best_frame), crop=args.crop, paste_back=args.paste_back,
                           side_by_side=args.side_by_side, smooth_keypoints=args.smooth_keypoints, audio=args.audio,
-                          batch_size=args.batch_size, faces=args.faces, audio_file=args.audio_file)
+                          batch_size=args.batch_size, detect_every=args.detect_every, faces=args.faces,
+                          audio_file=args.audio_file)
 
 
 def run(args):
@@ -98,4 +106,6 @@ def run(args):
     written = ", ".join(map(str, result.outputs))
     print(f"wrote {written}: {result.frames} frames at {result.fps:.3g} fps, {result.size[0]}×{result.size[1]}, "
           f"{audio}{faces} ({seconds:.1f} s, {result.frames / seconds:.2f} frames/s on {pipe.device}, {args.precision})")
+    if args.profile:
+        print(result.profile.table())
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from dagan.cli.animate import DEFAULT_DETECT_EVERY
+
 
 def add_arguments(p):
     p.add_argument("--driving", required=True, help="driving video")
@@ -14,6 +16,9 @@ def add_arguments(p):
                    help="also store each frame's facial landmarks, for `dagan animate --best-frame auto`")
     p.add_argument("--no-crop", dest="crop", action="store_false", help="the video is already a face crop")
     p.add_argument("--batch-size", type=int, default=8, help="frames per batch (default 8)")
+    p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                   help=f"full face detection every N frames, tracked in between (default {DEFAULT_DETECT_EVERY}, "
+                        "as `dagan animate`)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
 
@@ -29,9 +34,8 @@ def run(args):
     print(f"model: {description}")
     pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=False)
     start = time.perf_counter()
-    motion, messages = pipe.extract_motion(args.driving, args.output,
-                                           AnimateOptions(crop=args.crop, batch_size=args.batch_size),
-                                           landmarks=args.landmarks)
+    options = AnimateOptions(crop=args.crop, batch_size=args.batch_size, detect_every=args.detect_every)
+    motion, messages = pipe.extract_motion(args.driving, args.output, options, landmarks=args.landmarks)
     for message in messages:
         print(f"note: {message}")
     extra = ", with landmarks" if motion.landmarks is not None else ""

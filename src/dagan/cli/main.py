@@ -1,6 +1,8 @@
 """`dagan` console command: dispatches to one module per subcommand.
 
-Every user-facing problem is a DaganError, printed as one line with exit status 2.
+Every user-facing problem is a DaganError, printed as one line with exit status 2. Ctrl-C (SIGINT)
+and SIGTERM (a service manager or the web app stopping a run) both unwind as KeyboardInterrupt,
+so writers discard their temp files, background workers stop, and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import signal
 import sys
+import threading
 
 from dagan.errors import DaganError
 
@@ -55,20 +59,42 @@ def available_commands() -> dict:
     return out
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwinds like Ctrl-C (every `except Exception` lets it through)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only; elsewhere signals cannot be caught); return the old one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(available_commands())
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    previous = _on_sigterm(_terminate)
     try:
         return int(args._run(args) or 0)
     except DaganError as exc:
         print(f"dagan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"dagan {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"dagan {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
 
 
 if __name__ == "__main__":

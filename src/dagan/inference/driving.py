@@ -1,10 +1,12 @@
 """Where the driving motion comes from: a video, a motion file, or one image.
 
-Each source yields batches of driving keypoints for the pipeline and finds the initial frame that
-relative motion is measured against; only a video or an image has pixels (for `--side-by-side`).
+Each source streams its frames for the pipeline and finds the initial frame that relative motion
+is measured against. A video or an image has pixels (`has_pixels`: S×S×3 face crops, whose
+keypoints the networks detect; also what `--side-by-side` shows); a motion file streams each
+frame's keypoints directly (1-frame `Keypoints`: 1×K×2, 1×K×2×2).
 
-    for crops, depth, kp in driving.batches(8):   # crops: list of S×S×3 or None; depth: B×1×S×S or None
-        ...                                         # kp: Keypoints (B×K×2, B×K×2×2)
+    for item in driving.items(messages, profile):  # read → track → crop, on the pipeline's reader thread
+        ...
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dagan.geometry.keypoints import convex_hull_area
 from dagan.inference.face import detect_faces, face_landmarks
 from dagan.inference.motion import Motion, is_motion_file, load_motion, runtime_model_id
 from dagan.inference.outputs import is_image_path
+from dagan.inference.profile import Profile
 from dagan.inference.stages import batched, crop_source, driving_crops, frames_to_tensor
 from dagan.io import probe_video, read_image, to_uint8
 
@@ -84,10 +87,12 @@ class VideoDriving:
         self.num_frames = info.num_frames
         self.audio = path if info.has_audio else None
 
-    def crops(self, messages: list[str] | None = None) -> Iterator[np.ndarray]:
+    def crops(self, messages: list[str] | None = None, profile: Profile | None = None) -> Iterator[np.ndarray]:
         """read → track → crop: S×S×3 face crops of every frame (whole frames resized with crop=False)."""
         return driving_crops(self.path, self.size, crop=self.crop, detect_every=self.detect_every,
-                             messages=messages if messages is not None else [])
+                             messages=messages if messages is not None else [], profile=profile)
+
+    items = crops
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         for crops in batched(self.crops(self.messages), batch_size):
@@ -154,9 +159,10 @@ class MotionDriving:
         self.frame_rate = self.motion.frame_rate
         self.num_frames = self.motion.num_frames
 
-    def batches(self, batch_size: int) -> Iterator[Batch]:
-        for start in range(0, self.num_frames, batch_size):
-            yield None, None, self.motion.keypoints(start, start + batch_size, self.runtime.device)
+    def items(self, messages: list[str] | None = None, profile: Profile | None = None) -> Iterator[Keypoints]:
+        """Each frame's keypoints, 1×K×2 (and 1×K×2×2 jacobians)."""
+        for t in range(self.num_frames):
+            yield self.motion.keypoints(t, t + 1, self.runtime.device)
 
     def initial(self, best_frame, source_crop: np.ndarray, source: str) -> tuple[int, Keypoints | None]:
         if best_frame is None:
@@ -190,9 +196,9 @@ class ImageDriving:
         self.path, self.runtime = path, runtime
         self.crop, _ = crop_source(read_image(path), size, crop=crop, name=path, messages=[])
 
-    def batches(self, batch_size: int) -> Iterator[Batch]:
-        depth, kp = self.runtime.driving_keypoints(frames_to_tensor([self.crop], self.runtime.device))
-        yield [self.crop], depth, kp
+    def items(self, messages: list[str] | None = None, profile: Profile | None = None) -> Iterator[np.ndarray]:
+        """The one S×S×3 face crop."""
+        yield self.crop
 
     def initial(self, best_frame, source_crop: np.ndarray, source: str) -> tuple[int, Keypoints | None]:
         if best_frame not in (None, 0):

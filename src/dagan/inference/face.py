@@ -1,4 +1,4 @@
-"""Face detection, VoxCeleb-style square crops, and temporally smooth crop tracking for videos.
+"""Face detection, VoxCeleb-style square crops, and temporal smoothing (tracking: `tracking.py`).
 
 Detection is dlib's HOG frontal-face detector; landmarks use the 68-point predictor shipped by the
 `face-recognition-models` package (located on disk, never imported: it imports pkg_resources).
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -281,9 +280,14 @@ def crop_and_resize(image: np.ndarray, box: Box, size: int, *, pad_mode: str = "
     ix1, iy1 = math.ceil(box.x1) + ctx, math.ceil(box.y1) + ctx
     rows, row_ok = _pad_index(np.arange(iy0, iy1), h, pad_mode)
     cols, col_ok = _pad_index(np.arange(ix0, ix1), w, pad_mode)
-    window = arr[rows[:, None], cols[None, :]]  # (iy1 − iy0)×(ix1 − ix0)×3
-    if pad_mode == "constant":
-        window = window * (row_ok[:, None] & col_ok[None, :])[..., None].astype(window.dtype)
+    if row_ok.all() and col_ok.all():
+        window = arr[iy0:iy1, ix0:ix1]  # inside the image: a view, no gather over the full frame
+    else:
+        r0, c0 = rows.min(), cols.min()
+        part = arr[r0 : rows.max() + 1, c0 : cols.max() + 1]
+        window = part[rows - r0][:, cols - c0]  # (iy1 − iy0)×(ix1 − ix0)×3
+        if pad_mode == "constant":
+            window = window * (row_ok[:, None] & col_ok[None, :])[..., None].astype(window.dtype)
     src = (box.x0 - ix0, box.y0 - iy0, box.x1 - ix0, box.y1 - iy0)
     if window.dtype == np.uint8:
         out = np.asarray(Image.fromarray(window).resize((size, size), Image.Resampling.BICUBIC, box=src))
@@ -362,271 +366,15 @@ class OneEuroFilter:
 
 
 # --------------------------------------------------------------------------------------------
-# Tracking
+# Tracking lives in `dagan.inference.tracking` (it builds on the helpers above); its names stay
+# importable from here, resolved on first use so neither module imports the other at load time.
+
+_TRACKING_NAMES = {"FaceTracker", "TrackedFrame", "TrackReport", "track_crops"}
 
 
-@dataclass(frozen=True)
-class TrackedFrame:
-    """One frame with its smoothed crop.
+def __getattr__(name: str):
+    if name in _TRACKING_NAMES:
+        from dagan.inference import tracking
 
-    Attributes:
-        index: frame number from 0.
-        frame: the original frame (as given).
-        crop_box: smoothed square crop box in frame pixels (may extend beyond the frame).
-        face_box: the face detected in this frame, or None (detector not run here, or missed).
-    """
-
-    index: int
-    frame: np.ndarray
-    crop_box: Box
-    face_box: Box | None
-
-
-@dataclass
-class TrackReport:
-    """What happened while tracking, for the CLI to print (`messages()`)."""
-
-    source: str
-    frames: int = 0
-    detector_runs: int = 0
-    misses: int = 0
-    multi_face_frames: int = 0
-    first_multi_face_frame: int | None = None
-    max_faces: int = 0
-
-    def messages(self) -> list[str]:
-        out = []
-        if self.multi_face_frames:
-            out.append(
-                f"{self.source}: up to {self.max_faces} faces in {self.multi_face_frames} frame(s) "
-                f"(first at frame {self.first_multi_face_frame}); following the largest"
-            )
-        if self.misses:
-            out.append(
-                f"{self.source}: no face detected in {self.misses} of {self.detector_runs} checked frames; "
-                "held the last crop there"
-            )
-        return out
-
-
-@dataclass
-class _Entry:
-    index: int
-    frame: np.ndarray | None
-    face: Box | None
-    crop: np.ndarray | None = None  # raw crop (cx, cy, side) before smoothing
-
-
-class _NoFaceYet(Exception):
-    """Internal: too many frames buffered before the first detection."""
-
-
-@dataclass
-class FaceTracker:
-    """Streaming face-crop tracker for videos, with bounded memory.
-
-    Detection runs every `detect_every` frames (and on every frame after a miss, or until the first
-    face); crops in between are interpolated linearly. Frames where the detector finds nothing hold
-    the last crop; frames before the first detection use the first one. Crops (centre and side) are
-    smoothed with a centred Gaussian of `smooth_sigma` frames, truncated at
-    `lookahead = ceil(2 × smooth_sigma)` frames, so output lags input by at most
-    `detect_every + lookahead` frames and only that many frames are held in memory.
-
-    The face to follow is the largest at the first detection; afterwards the detection overlapping
-    the previous face most (IoU > 0.3) is taken, else the largest. Frames with several faces are
-    counted in `report`.
-
-    Before the first detection frames must be buffered. At most `max_pending` are; beyond that, if
-    `track` was given a callable that reopens the frame source, the scan continues without buffering
-    and the source is reopened once the face is found, otherwise a DaganError is raised.
-
-    Args:
-        source: name used in messages (the video path).
-        detect_every: run the detector every N frames.
-        margin, lift: crop framing, see `crop_box_from_face`.
-        smooth_sigma: temporal smoothing (frames); 0 disables it.
-        max_pending: frames buffered while waiting for the first face.
-        max_side: detector working resolution, see `detect_faces`.
-    """
-
-    source: str = "video"
-    detect_every: int = 1
-    margin: float = DEFAULT_MARGIN
-    lift: float = DEFAULT_LIFT
-    smooth_sigma: float = 2.0
-    max_pending: int = 250
-    max_side: int = 640
-    detect: Callable[[np.ndarray], list[Box]] | None = None
-    report: TrackReport = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
-        if self.smooth_sigma < 0:
-            raise ValueError(f"smooth_sigma must be >= 0, got {self.smooth_sigma}")
-        self.report = TrackReport(self.source)
-
-    @property
-    def lookahead(self) -> int:
-        return math.ceil(2 * self.smooth_sigma)
-
-    def track(
-        self, frames: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]]
-    ) -> Iterator[TrackedFrame]:
-        """Yield every frame with its smoothed crop box, in order.
-
-        Args:
-            frames: H×W×3 frames, or a zero-argument callable returning a fresh iterable of them
-                (e.g. `lambda: iter_frames(path)`), which lifts the `max_pending` limit.
-
-        Raises:
-            DaganError: no face in any frame (or in the first `max_pending` frames when `frames`
-                cannot be reopened); the message names `source`.
-        """
-        self.report = TrackReport(self.source)
-        reopen = frames if callable(frames) else None
-        iterator = iter(reopen() if reopen is not None else frames)
-        try:
-            yield from self._run(iterator, None)
-            return
-        except _NoFaceYet:
-            if reopen is None:
-                raise DaganError(
-                    f"no face found in the first {self.max_pending} frames of {self.source}"
-                ) from None
-        # Too long without a face: find the first one without keeping frames, then start over.
-        first_index, first_crop = self._scan_for_first_face(iterator, self.max_pending + 1)
-        _close(iterator)
-        # The second pass skips detection before `first_index`; the scan found no face there.
-        self.report = TrackReport(self.source, detector_runs=first_index, misses=first_index)
-        yield from self._run(iter(reopen()), (first_index, first_crop))
-
-    def _detect(self, frame: np.ndarray, previous: Box | None, index: int) -> Box | None:
-        boxes = self.detect(frame) if self.detect is not None else detect_faces(frame, max_side=self.max_side)
-        self.report.detector_runs += 1
-        if not boxes:
-            self.report.misses += 1
-            return None
-        if len(boxes) > 1:
-            self.report.multi_face_frames += 1
-            self.report.max_faces = max(self.report.max_faces, len(boxes))
-            if self.report.first_multi_face_frame is None:
-                self.report.first_multi_face_frame = index
-            if previous is not None:
-                best = max(boxes, key=previous.iou)
-                if previous.iou(best) > 0.3:
-                    return best
-        return largest_face(boxes)
-
-    def _crop(self, face: Box, frame: np.ndarray) -> np.ndarray:
-        crop = crop_box_from_face(face, (frame.shape[1], frame.shape[0]), self.margin, lift=self.lift)
-        return np.array([*crop.center, crop.width])  # (cx, cy, side)
-
-    def _scan_for_first_face(self, iterator: Iterator[np.ndarray], start: int) -> tuple[int, np.ndarray]:
-        index = start - 1
-        for index, frame in enumerate(iterator, start=start):
-            face = self._detect(frame, None, index)
-            if face is not None:
-                return index, self._crop(face, frame)
-        raise DaganError(f"no face found in any of the {index + 1} frames of {self.source}")
-
-    def _run(self, iterator: Iterator[np.ndarray], known_first: tuple[int, np.ndarray] | None):
-        L = self.lookahead
-        unresolved: deque[_Entry] = deque()  # frames after the last detection, crop not yet known
-        resolved: deque[_Entry] = deque()  # crop known: up to L emitted ones (history) + pending
-        emitted_in_resolved = 0
-        last: tuple[int, np.ndarray] | None = None  # (index, crop) of the last detection
-        last_face: Box | None = None
-        last_attempt = -(10**9)
-        index = -1
-
-        def resolve(upto_crop: np.ndarray | None, upto_index: int) -> None:
-            """Give every unresolved entry a crop: interpolate, hold, or (leading) take the first."""
-            while unresolved:
-                e = unresolved.popleft()
-                if last is None:
-                    e.crop = upto_crop
-                elif upto_crop is not None and upto_index - last[0] <= self.detect_every:
-                    t = (e.index - last[0]) / (upto_index - last[0])
-                    e.crop = (1 - t) * last[1] + t * upto_crop
-                else:
-                    e.crop = last[1]
-                resolved.append(e)
-
-        def emit(final: bool) -> Iterator[TrackedFrame]:
-            nonlocal emitted_in_resolved
-            while emitted_in_resolved < len(resolved):
-                k = emitted_in_resolved
-                if not final and len(resolved) - 1 - k < L:
-                    return
-                entry = resolved[k]
-                yield TrackedFrame(entry.index, entry.frame, self._smoothed(resolved, k), entry.face)
-                entry.frame = None  # the history only needs the crop
-                emitted_in_resolved += 1
-                while emitted_in_resolved > L:
-                    resolved.popleft()
-                    emitted_in_resolved -= 1
-
-        for index, frame in enumerate(iterator):
-            self.report.frames += 1
-            entry = _Entry(index, frame, None)
-            if known_first is not None and last is None:
-                if index < known_first[0]:  # before the first face, found by an earlier scan
-                    entry.crop = known_first[1]
-                    resolved.append(entry)
-                    yield from emit(False)
-                    continue
-                last = known_first  # from here on, a miss holds the scanned crop
-            missed_before = last is not None and last_attempt > last[0]
-            attempt = last is None or missed_before or index - last_attempt >= self.detect_every
-            if attempt:
-                last_attempt = index
-                entry.face = self._detect(frame, last_face, index)
-            unresolved.append(entry)
-            if entry.face is not None:
-                crop = self._crop(entry.face, frame)
-                unresolved.pop()
-                resolve(crop, index)
-                entry.crop = crop
-                resolved.append(entry)
-                last, last_face = (index, crop), entry.face
-            elif attempt and last is not None:
-                resolve(None, index)  # a miss: hold the last crop up to here
-            elif last is None and len(unresolved) > self.max_pending:
-                unresolved.clear()
-                raise _NoFaceYet
-            yield from emit(False)
-        if last is None and unresolved:
-            unresolved.clear()
-            raise DaganError(f"no face found in any of the {index + 1} frames of {self.source}")
-        if index < 0:
-            raise DaganError(f"{self.source} has no frames")
-        resolve(None, index)
-        yield from emit(True)
-
-    def _smoothed(self, resolved: deque[_Entry], k: int) -> Box:
-        # Symmetric window: near the ends of the video it shrinks on both sides, so linear motion
-        # is reproduced exactly (a one-sided window would lag).
-        m = min(self.lookahead, k, len(resolved) - 1 - k)
-        if m == 0:
-            cx, cy, side = resolved[k].crop
-            return Box.square(cx, cy, side)
-        lo, hi = k - m, k + m + 1
-        offsets = np.arange(lo, hi) - k
-        weights = np.exp(-0.5 * (offsets / self.smooth_sigma) ** 2)
-        crops = np.stack([resolved[j].crop for j in range(lo, hi)])  # n×3
-        cx, cy, side = (weights[:, None] * crops).sum(0) / weights.sum()
-        return Box.square(cx, cy, side)
-
-
-def _close(iterator) -> None:
-    close = getattr(iterator, "close", None)
-    if callable(close):
-        close()
-
-
-def track_crops(
-    frames: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]], **tracker_options
-) -> Iterator[TrackedFrame]:
-    """Shorthand for `FaceTracker(**tracker_options).track(frames)` (when the report is not needed)."""
-    return FaceTracker(**tracker_options).track(frames)
+        return getattr(tracking, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

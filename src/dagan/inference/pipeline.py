@@ -5,6 +5,8 @@ and encoded frame by frame (the stages in `dagan.inference.stages`); each select
 keypoints and encoder features are computed once and kept for the next run with the same photo.
 The faces of a group photo run as one batch per frame and are pasted back into the one photo, or
 written one file per face. Where the motion comes from is a driving source (`dagan.inference.driving`).
+Decode → track → crop run on one background thread and compose → encode on another (`workers.py`),
+so the networks never wait on the face tracker, and every stage is timed (`profile.py`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from dagan.inference.face import OneEuroFilter
 from dagan.inference.group import face_output_path, parse_faces
 from dagan.inference.motion import save_motion
 from dagan.inference.outputs import ImageFrameWriter, is_image_path
+from dagan.inference.profile import Profile
 from dagan.inference.runtime import PRECISIONS, Runtime, TorchRuntime, autocast_context  # noqa: F401
-from dagan.inference.stages import Composer, MotionTransfer, SourceFace, driving_crops, prepare_faces
+from dagan.geometry import Keypoints
+from dagan.inference.stages import Animated, Composer, MotionTransfer, SourceFace, batched, driving_crops, prepare_faces
+from dagan.inference.workers import drain, prefetch
 from dagan.io import open_writer, read_image
 from dagan.io.video import VIDEO_SUFFIXES
 from dagan.models import DaGAN
@@ -69,7 +74,7 @@ class AnimateOptions:
     smooth_keypoints: float = 0.0  # One-Euro min cutoff in Hz; 0 disables
     audio: bool = True
     batch_size: int = 8  # driving frames per batch (the generator runs faces × frames at once)
-    detect_every: int = 1
+    detect_every: int = 10  # full face detection every N driving frames, tracked in between
     faces: str = "largest"  # "largest", "all", or 1-based face numbers left to right ("1,3")
     audio_file: str | None = None  # the output's audio track, instead of the driving video's
 
@@ -85,6 +90,7 @@ class AnimateResult:
     messages: list[str] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)  # every file written (one per face when not pasted back)
     faces: list[int] = field(default_factory=list)  # the animated faces' numbers
+    profile: Profile | None = None  # time per stage (`dagan animate --profile` prints its table)
 
 
 class AnimationPipeline:
@@ -95,13 +101,15 @@ class AnimationPipeline:
 
     `model` is a `DaGAN` (run by `TorchRuntime`), an object with `make_runtime(device, precision)`
     (e.g. an exported ONNX model; it gets the device string as given), or a `Runtime` itself.
-    Everything the pipeline asks of the networks goes through `self.runtime`.
+    Everything the pipeline asks of the networks goes through `self.runtime`. `compile` asks
+    `TorchRuntime` for torch.compile; `overlap=False` runs every stage on the calling thread
+    (for measurements and debugging).
     """
 
     photo_cache_size = 4  # prepared photos kept for later runs (batch jobs reuse them)
 
     def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
-                 compile: bool = False):
+                 compile: bool = False, overlap: bool = True):
         if isinstance(model, DaGAN):
             extra = {"compile": True} if compile else {}
             self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, **extra)
@@ -114,6 +122,7 @@ class AnimationPipeline:
         self.model = model
         self.size = self.runtime.config.image_size
         self.progress = progress
+        self.overlap = overlap
         self._photos: OrderedDict = OrderedDict()
 
     def _driving_crops(self, path: str, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
@@ -180,11 +189,18 @@ class AnimationPipeline:
         options: AnimateOptions | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> AnimateResult:
-        """Animate `source` with `driving` into `output` (.mp4/.mov, .gif, a PNG folder, or a picture)."""
+        """Animate `source` with `driving` into `output` (.mp4/.mov, .gif, a PNG folder, or a picture).
+
+        Decode, face tracking and crop run on one background thread, compose and encode on
+        another, the networks on the calling thread (`overlap=False`: all on the calling thread).
+        `on_progress(frames_written)` is called from the thread that writes. Per-stage times are in
+        `result.profile`.
+        """
         options = options or AnimateOptions()
         check_options(options)
         source, driving, output = str(source), str(driving), Path(output)
         messages: list[str] = []
+        profile = Profile(overlapped=self.overlap)
         drive = self.open_driving(driving, options, messages)
         check_output(drive, driving, output, options)
         faces = self.prepare_photo(source, options, messages)
@@ -197,36 +213,52 @@ class AnimationPipeline:
         smoother = OneEuroFilter(min_cutoff=options.smooth_keypoints, beta=0.05, rate=float(drive.frame_rate)) \
             if options.smooth_keypoints > 0 else None
         motion = MotionTransfer(self.runtime, [f.state for f in faces], relative=options.relative,
-                                adapt_movement_scale=options.adapt_movement_scale, initial=initial, smoother=smoother)
+                                adapt_movement_scale=options.adapt_movement_scale, initial=initial, smoother=smoother,
+                                profile=profile)
         compose = Composer(faces, self.size, paste=options.paste_back, side_by_side=options.side_by_side,
                            even=not is_image_path(output))
         audio_from = options.audio_file or (drive.audio if options.audio else None)
         progress = self._progress_bar(drive.num_frames)
-        written = 0
+        queued = 2 * options.batch_size
         try:
             with contextlib.ExitStack() as stack:
                 writers = [stack.enter_context(w) for w in self._writers(output, faces, drive, compose, options,
                                                                         audio_from)]
-                for crops, depth, kp in drive.batches(options.batch_size):
-                    animated = motion.animate(depth, kp)
-                    for i in range(len(kp.value)):
-                        for writer, frame in zip(writers, compose.outputs(animated, i, crops[i] if crops else None),
-                                                 strict=True):
+
+                def write(item: tuple[Animated, int, np.ndarray | None]) -> None:
+                    with profile.stage("compose/paste"):
+                        frames = compose.outputs(*item)
+                    with profile.stage("encode"):
+                        for writer, frame in zip(writers, frames, strict=True):
                             writer.write(frame)
-                        written += 1
-                        progress.update(1)
-                        if on_progress:
-                            on_progress(written)
-                if written == 0:
+                    profile.frames += 1
+                    progress.update(1)
+                    if on_progress:
+                        on_progress(profile.frames)
+
+                profile.start()
+                with prefetch(lambda: drive.items(messages, profile), queued, background=self.overlap,
+                              name="read") as items, \
+                        drain(write, queued, background=self.overlap, name="write") as sink:
+                    for batch in batched(items, options.batch_size):
+                        if drive.has_pixels:  # S×S×3 crops: keypoints here, on the networks' thread
+                            animated = motion(batch)
+                        else:  # a motion file's 1-frame keypoints
+                            animated = motion.animate(None, Keypoints.cat(batch))
+                        for i, item in enumerate(batch):
+                            sink.put((animated, i, item if drive.has_pixels else None))
+                    sink.finish()
+                if profile.frames == 0:
                     raise DaganError(f"{driving} has no decodable frames")
                 audio_written = any(getattr(w, "writes_audio", False) for w in writers)
         finally:
             progress.close()
+        profile.stop()
         if options.audio_file and not audio_written:
             messages.append(f"{options.audio_file} has no audio track; the output is silent")
         paths = [w.path for w in writers]
-        return AnimateResult(paths[0], written, float(drive.frame_rate), compose.output_size, bool(audio_written),
-                             best_index, messages, paths, [f.number for f in faces])
+        return AnimateResult(paths[0], profile.frames, float(drive.frame_rate), compose.output_size,
+                             bool(audio_written), best_index, messages, paths, [f.number for f in faces], profile)
 
     def _writers(self, output: Path, faces: list[SourceFace], drive, compose: Composer, options: AnimateOptions,
                  audio_from):

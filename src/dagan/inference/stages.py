@@ -25,14 +25,16 @@ import torch
 
 from dagan.geometry import Keypoints, normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
-from dagan.inference.face import Box, FaceTracker, OneEuroFilter, crop_and_resize, crop_box_from_face
 from dagan.errors import DaganError
-from dagan.inference.face import detect_faces, detect_largest_face
+from dagan.inference.face import Box, OneEuroFilter, crop_and_resize, crop_box_from_face, detect_faces, \
+    detect_largest_face
 from dagan.inference.group import select_faces
-from dagan.inference.paste import even_size, paste_faces
+from dagan.inference.paste import PasteBack, PasteFaces, even_size
+from dagan.inference.profile import Profile
 from dagan.inference.runtime import Runtime
+from dagan.inference.tracking import CorrelationFollower, FaceTracker, TrackReport
 from dagan.inference.visualize import colorize_depth, draw_keypoints
-from dagan.io import iter_frames, to_uint8
+from dagan.io import iter_frames, iter_frames_with_preview, to_uint8
 
 __all__ = [
     "SourceFace",
@@ -42,6 +44,7 @@ __all__ = [
     "prepare_source",
     "prepare_faces",
     "read_frames",
+    "track_faces",
     "driving_crops",
     "crop_frame",
     "MotionTransfer",
@@ -152,25 +155,56 @@ def prepare_faces(runtime: Runtime, photo: np.ndarray, name: str, *, crop: bool,
 # ------------------------------------------------------------------------------------ driving
 
 
-def read_frames(path: str) -> Iterator[np.ndarray]:
-    """Read: the driving video's upright H×W×3 uint8 frames, decoded one at a time."""
-    return iter_frames(path)
+def read_frames(path: str, preview_side: int | None = None) -> Iterator:
+    """Read: the driving video's upright H×W×3 uint8 frames, decoded one at a time.
+
+    With `preview_side`, (frame, reduced copy) pairs instead: the copy's longer side is at most
+    `preview_side`, scaled by swscale while converting from YUV (for detection and following).
+    """
+    return iter_frames(path) if preview_side is None else iter_frames_with_preview(path, preview_side)
 
 
-def driving_crops(path: str, size: int, *, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
+def track_faces(path: str, detect_every: int, *, follow: bool = True) -> FaceTracker:
+    """Track: the face tracker for a driving video (detect every N frames, follow in between)."""
+    return FaceTracker(source=path, detect_every=detect_every, follower=CorrelationFollower if follow else None)
+
+
+def driving_crops(
+    path: str,
+    size: int,
+    *,
+    crop: bool,
+    detect_every: int,
+    messages: list[str],
+    profile: Profile | None = None,
+) -> Iterator[np.ndarray]:
     """read → track → crop: the driving video's S×S×3 float32 face crops, in order, streamed.
 
     With `crop=False` every whole frame is resized. Tracking messages (misses, several faces) are
-    appended to `messages` once the video has been read to the end.
+    appended to `messages` once the video has been read to the end; with `profile`, each stage's
+    time is added to it.
     """
+    clock = profile if profile is not None else Profile()
     if not crop:
-        for frame in read_frames(path):
-            yield crop_frame(frame, None, size)
+        for frame in clock.iterate("decode", read_frames(path)):
+            with clock.stage("crop"):
+                face = crop_frame(frame, None, size)
+            yield face
         return
-    tracker = FaceTracker(source=path, detect_every=detect_every)
-    for tracked in tracker.track(lambda: read_frames(path)):
-        yield crop_frame(tracked.frame, tracked.crop_box, size)
+    tracker = track_faces(path, detect_every)
+    frames = lambda: clock.iterate("decode", read_frames(path, tracker.max_side))  # noqa: E731
+    for tracked in clock.iterate("detect/track", tracker.track(frames)):
+        with clock.stage("crop"):
+            face = crop_frame(tracked.frame, tracked.crop_box, size)
+        yield face
     messages.extend(tracker.report.messages())
+    clock.notes.append(tracking_note(tracker.report))
+
+
+def tracking_note(report: TrackReport) -> str:
+    """One line on how often full detection ran, for the profile."""
+    return (f"face detector ran on {report.detector_runs} of {report.frames} frames; the tracker followed "
+            f"{report.followed} and lost the face {report.lost} time(s)")
 
 
 def crop_frame(frame: np.ndarray, box: Box | None, size: int) -> np.ndarray:
@@ -211,6 +245,7 @@ class MotionTransfer:
         adapt_movement_scale: scale relative motion by the keypoint hull-area ratio.
         initial: keypoints of the initial driving frame (1×K×2), e.g. a chosen best frame.
         smoother: One-Euro filter applied to each frame's flattened keypoints and jacobians.
+        profile: adds the time of "depth+keypoints" and "generator" to it.
     """
 
     def __init__(
@@ -222,8 +257,10 @@ class MotionTransfer:
         adapt_movement_scale: bool = True,
         initial: Keypoints | None = None,
         smoother: OneEuroFilter | None = None,
+        profile: Profile | None = None,
     ):
         self.runtime = runtime
+        self.profile = profile if profile is not None else Profile()
         self.states = list(source_state) if isinstance(source_state, (list, tuple)) else [source_state]
         self.state = self.states[0]
         self.relative = relative
@@ -240,7 +277,8 @@ class MotionTransfer:
 
     def keypoints(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, Keypoints]:
         """Depth B×1×S×S and keypoints of B crops (S×S×3), as the runtime returns them."""
-        return self.runtime.driving_keypoints(frames_to_tensor(crops, self.runtime.device))
+        with self.profile.stage("depth+keypoints"):
+            return self.runtime.driving_keypoints(frames_to_tensor(crops, self.runtime.device))
 
     def generate_faces(self, kp: Keypoints) -> np.ndarray:
         """Driving keypoints (B×K×2) → F×B×S×S×3 float32 frames; fixes the initial frame on first use."""
@@ -251,15 +289,16 @@ class MotionTransfer:
         norms = [normalize_keypoints(s.keypoints, kp, self.initial, relative=self.relative, scale=scale)
                  for s, scale in zip(self.states, self.scales, strict=True)]
         faces, b = len(norms), kp.value.shape[0]
-        if faces == 1:
-            out = self.runtime.generate(self.state, norms[0])
-        elif hasattr(self.runtime, "stack_states"):
-            if b not in self._stacked:
-                self._stacked[b] = self.runtime.stack_states(self.states, b)
-            out = self.runtime.generate(self._stacked[b], Keypoints.cat(norms))  # (F·B)×3×S×S, face-major
-        else:
-            out = torch.cat([self.runtime.generate(s, k) for s, k in zip(self.states, norms, strict=True)])
-        out = out.permute(0, 2, 3, 1).cpu().numpy()  # (F·B)×S×S×3
+        with self.profile.stage("generator"):
+            if faces == 1:
+                out = self.runtime.generate(self.state, norms[0])
+            elif hasattr(self.runtime, "stack_states"):
+                if b not in self._stacked:
+                    self._stacked[b] = self.runtime.stack_states(self.states, b)
+                out = self.runtime.generate(self._stacked[b], Keypoints.cat(norms))  # (F·B)×3×S×S, face-major
+            else:
+                out = torch.cat([self.runtime.generate(s, k) for s, k in zip(self.states, norms, strict=True)])
+            out = out.permute(0, 2, 3, 1).cpu().numpy()  # (F·B)×S×S×3
         return out.reshape(faces, b, *out.shape[1:])
 
     def generate(self, kp: Keypoints) -> np.ndarray:
@@ -318,7 +357,10 @@ class Composer:
         self.paste = paste
         self.side_by_side = side_by_side
         photo = self.source.photo
+        self.paster = None
         if paste:
+            boxes = [f.box for f in self.faces]
+            self.paster = PasteBack(photo, boxes[0]) if len(boxes) == 1 else PasteFaces(photo, boxes)
             h, w = photo.shape[:2]
             self.output_size = even_size(w, h) if even else (w, h)
         elif side_by_side:
@@ -334,9 +376,10 @@ class Composer:
     def outputs(self, animated: Animated, i: int, driving_crop: np.ndarray | None) -> list[np.ndarray]:
         """Frame `i` of a batch → `streams` H×W×3 uint8 frames of `output_size` (w, h)."""
         preds = animated.per_face[:, i]  # F×S×S×3
-        if self.paste:
+        if self.paster is not None:
             w, h = self.output_size
-            return [to_uint8(paste_faces(self.source.photo, list(preds), [f.box for f in self.faces])[:h, :w])]
+            pasted = self.paster(preds[0]) if len(self.faces) == 1 else self.paster(list(preds))
+            return [pasted[:h, :w]]
         if not self.side_by_side:
             return [to_uint8(p) for p in preds]
         driving_u8 = to_uint8(driving_crop)

@@ -10,6 +10,7 @@ from dagan.io.video import (
     VideoInfo,
     VideoWriter,
     iter_frames,
+    iter_frames_with_preview,
     open_writer,
     probe_video,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "VideoDecodeWarning",
     "probe_video",
     "iter_frames",
+    "iter_frames_with_preview",
     "FrameWriter",
     "VideoWriter",
     "open_writer",

@@ -41,6 +41,7 @@ __all__ = [
     "VideoDecodeWarning",
     "probe_video",
     "iter_frames",
+    "iter_frames_with_preview",
     "display_orientation",
     "apply_display_matrix",
     "FrameWriter",
@@ -269,10 +270,39 @@ def iter_frames(path: str | os.PathLike, rotate: bool = True) -> Iterator[np.nda
         VideoDecodeWarning: decoding broke after some frames (see the module docstring).
     """
     p, container = _open_input(path)
-    return _decode(p, container, rotate)
+    return _decode(p, container, rotate, lambda frame: frame.to_ndarray(format="rgb24"))
 
 
-def _decode(p: Path, container: av.container.InputContainer, rotate: bool) -> Iterator[np.ndarray]:
+def iter_frames_with_preview(
+    path: str | os.PathLike, max_side: int, rotate: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like `iter_frames`, with each frame also reduced so its longer side is at most `max_side`.
+
+    The reduced copy (for face detection and tracking) is scaled by swscale straight from the
+    decoded YUV picture, which costs a fraction of resizing the full RGB frame. Frames already small
+    enough come back as the same array twice.
+
+    Yields:
+        (H×W×3, h×w×3) uint8 RGB pairs, both upright; h/H = w/W up to rounding.
+    """
+    if max_side < 16:
+        raise ValueError(f"max_side must be at least 16, got {max_side}")
+    p, container = _open_input(path)
+
+    def convert(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+        full = frame.to_ndarray(format="rgb24")  # H×W×3
+        scale = max_side / max(frame.width, frame.height)
+        if scale >= 1.0:
+            return full, full
+        size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+        small = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="BILINEAR")
+        return full, small.to_ndarray()  # h×w×3
+
+    return _decode(p, container, rotate, convert)
+
+
+def _decode(p: Path, container: av.container.InputContainer, rotate: bool, convert) -> Iterator:
+    """Decode the first video stream, `convert` each frame to an array (or a tuple of arrays)."""
     count = 0
     # The display matrix is read from the first frame only: it is constant within a stream, and
     # reading `frame.side_data` leaves that frame in a reference cycle. Freeing such a cycle in a
@@ -298,13 +328,13 @@ def _decode(p: Path, container: av.container.InputContainer, rotate: bool) -> It
                 return
             if frame is None:
                 break
-            image = frame.to_ndarray(format="rgb24")  # H×W×3
+            item = convert(frame)
             if rotate:
                 if not read_side_data:
                     matrix, read_side_data = _frame_display_matrix(frame), True
-                image = apply_display_matrix(image, matrix)
+                item = _upright(item, matrix)
             count += 1
-            yield image
+            yield item
         if count == 0:
             raise DaganError(f"video has no frames: {p}")
         # Edit lists can legitimately hide a frame or two of the header's count; more is damage.
@@ -320,6 +350,15 @@ def _decode(p: Path, container: av.container.InputContainer, rotate: bool) -> It
         if read_side_data:
             del frame
             gc.collect()
+
+
+def _upright(item, matrix):
+    """`apply_display_matrix` on a frame, or on both of a (full, preview) pair."""
+    if not isinstance(item, tuple):
+        return apply_display_matrix(item, matrix)
+    full, small = item
+    upright = apply_display_matrix(full, matrix)
+    return upright, (upright if small is full else apply_display_matrix(small, matrix))
 
 
 # --------------------------------------------------------------------------------------------
