@@ -8,6 +8,7 @@ import dagan
 from dagan.compat import load_original_discriminator, original_to_ours
 from dagan.geometry import Keypoints, normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
+from dagan.inference.optimize import inference_form
 from dagan.models.attention import DepthAwareAttention
 from dagan.nn import gaussian_kernel
 from reference import manifest, recipe_state, reference_dir, write_original_files
@@ -109,6 +110,18 @@ def test_animate_relative_and_absolute(case):
     close(case["rel"]["prediction"], fx["relative.prediction"][1:2], IMG)
 
 
+def test_inference_form_matches_the_fixtures(case):
+    fx = case["fx"]
+    fast = inference_form(case["model"])  # BatchNorm folded, channels_last, fp32
+    src, drv = fx["input.source"], fx["input.driving"]
+    with torch.no_grad():
+        close(fast.estimate_depth(drv), fx["depth.driving"], FINE)
+        kp = fast.detect_keypoints(drv)
+    close(kp.value, fx["kp.driving.value"], FINE)
+    close(kp.jacobian, fx["kp.driving.jacobian"], FINE)
+    close(fast.animate(src, drv, relative=True, adapt_movement_scale=True), fx["relative.prediction"], IMG)
+
+
 def test_discriminator(case):
     fx = case["fx"]
     disc = load_original_discriminator(case["paths"]["checkpoint"], case["model"].config)
@@ -126,9 +139,21 @@ def test_spade_generator(case):
                                 depth_decoder=paths["depth_decoder"], generator="spade")
     kp_norm = Keypoints(fx["relative.kp_norm.value"][1:2], fx["relative.kp_norm.jacobian"][1:2])
     kp_src = Keypoints(fx["kp.source.value"], fx["kp.source.jacobian"])
+    logits = {}
+    spade.generator.decoder.to_rgb.register_forward_hook(lambda m, a, out: logits.setdefault("z", out))
     with torch.no_grad():
         out = spade.generator(fx["input.source"], kp_norm, kp_src, fx["depth.source"])
-    close(out["prediction"], fx["spade.relative.prediction"], IMG)
+    expected = fx["spade.relative.prediction"]
+    if case["recipe"] == "B":
+        close(out["prediction"], expected, IMG)  # unsaturated (outputs in 0.04…0.94): well-conditioned
+        return
+    # Recipe A's tiny spectral-norm sigmas make the pre-sigmoid values z huge (median |z| ≈ 1.4e4), sums of
+    # terms that large cancel to a few units at some pixels, and the ISA's summation order moves z there by
+    # ~1: about 0.1 % of pixels (|z| < 20) flip by up to 0.2 between AMX, AVX-512 and AVX2 kernels. Where
+    # |z| ≥ 20 the output is within 2e-9 of 0 or 1 whatever the rounding, so those pixels are compared.
+    stable = logits["z"].abs() >= 20
+    assert float(stable.float().mean()) > 0.99
+    close(out["prediction"][stable], expected[stable], IMG)
 
 
 def test_attention_unit(case):

@@ -153,3 +153,12 @@ def test_best_frame_from_a_motion_file(tiny_dir, crop_clip, motion_file, tmp_pat
     assert cli("animate", "--quiet", "--model", tiny_dir, "--source", SOURCE, "--no-crop", "--driving",
                motion_file, "--best-frame", "auto", "-o", tmp_path / "c.mp4") == 2
     assert "extract-motion --landmarks" in capsys.readouterr().err
+
+
+def test_runtime_identifier_ignores_precision_and_inference_form(tiny_dir):
+    from dagan.inference.motion import runtime_model_id
+    from dagan.inference.runtime import TorchRuntime
+
+    model = DaGAN.from_pretrained(tiny_dir)
+    ids = {runtime_model_id(TorchRuntime(model, torch.device("cpu"), p)) for p in ("fp32", "bf16")}
+    assert ids == {model_identifier(model)}

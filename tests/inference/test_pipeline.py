@@ -78,16 +78,17 @@ def _normalised_keypoints(model_dir, clip, tmp_path, **options):
     """Run the pipeline and record the source and the normalised driving keypoints per frame."""
     pipe = AnimationPipeline(DaGAN.from_pretrained(model_dir), device="cpu", progress=False)
     seen = []
-    generate = pipe.model.generate
+    model = pipe.runtime.model  # the runtime's inference form of the loaded model
+    generate = model.generate
 
     def recording(state, kp, **kw):
         seen.append(kp)
         return generate(state, kp, **kw)
 
-    pipe.model.generate = recording
+    model.generate = recording
     raw = []
-    detect = pipe.model.detect_keypoints
-    pipe.model.detect_keypoints = lambda *a, **kw: raw.append(detect(*a, **kw)) or raw[-1]
+    detect = model.detect_keypoints
+    model.detect_keypoints = lambda *a, **kw: raw.append(detect(*a, **kw)) or raw[-1]
     pipe.run(ASSETS / "sample_source.png", clip, tmp_path / "o.mp4",
              AnimateOptions(crop=False, audio=False, batch_size=4, **options))
     source_kp = raw[0]  # the first detection is the source's (prepare_source)
@@ -373,3 +374,13 @@ def test_demo_defaults_use_the_bundled_model_and_samples(tmp_path, capsys):
     import json
 
     assert json.loads(capsys.readouterr().out)["config"]["image_size"] == 128
+
+
+def test_compile_flag_reaches_the_runtime(tiny_dir, tmp_path, capsys, monkeypatch):
+    from dagan.inference import optimize
+
+    monkeypatch.setattr(optimize.shutil, "which", lambda name: None)  # no C++ compiler
+    assert run("--model", tiny_dir, "--compile", "-o", tmp_path / "o.mp4") == 2
+    err = capsys.readouterr().err
+    assert "--compile needs a C++ compiler" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

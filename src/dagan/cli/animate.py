@@ -27,6 +27,8 @@ def add_arguments(p):
                    help="print the time spent per stage and how busy the networks were")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the networks (needs a C++ compiler; the first batch pays the compile time)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -93,7 +95,8 @@ def run(args):
         output.parent.mkdir(parents=True, exist_ok=True)
     model, description = assets.resolve_model(args.model)
     print(f"model: {description}")
-    pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet)
+    pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet,
+                             compile=args.compile)
     start = time.perf_counter()
     result = pipe.run(source, driving, output, options)
     seconds = time.perf_counter() - start

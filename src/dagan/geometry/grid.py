@@ -38,11 +38,17 @@ def heatmap_to_keypoints(heatmap: torch.Tensor) -> torch.Tensor:
 
 
 def warp(inp: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-    """Sample B×C×H×W `inp` at a B×h×w×2 deformation, resizing the deformation bilinearly if needed."""
+    """Sample B×C×H×W `inp` at a B×h×w×2 deformation, resizing the deformation bilinearly if needed.
+
+    Sampling runs at the deformation's dtype (float32 coordinates even for bf16 features); the
+    result has `inp`'s dtype.
+    """
     _, h_old, w_old, _ = deformation.shape
     _, _, h, w = inp.shape
     if (h_old, w_old) != (h, w):
         deformation = deformation.permute(0, 3, 1, 2)  # B×2×h×w
         deformation = F.interpolate(deformation, size=(h, w), mode="bilinear", align_corners=False)
         deformation = deformation.permute(0, 2, 3, 1)  # B×H×W×2
-    return F.grid_sample(inp, deformation, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(inp.to(deformation.dtype), deformation, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.to(inp.dtype)

@@ -79,11 +79,12 @@ def model_identifier(model) -> str:
 
 
 def runtime_model_id(runtime) -> str:
-    """The motion-model identifier of a runtime: its own `model_id`, else that of its `DaGAN`."""
+    """The motion-model identifier of a runtime: its own `model_id`, else that of its `DaGAN` as loaded
+    (`TorchRuntime.source_model`; the inference form's folded weights would hash differently per precision)."""
     ident = getattr(runtime, "model_id", None)
     if ident:
         return str(ident)
-    model = getattr(runtime, "model", None)
+    model = getattr(runtime, "source_model", None) or getattr(runtime, "model", None)  # not an inference form
     if model is None or not hasattr(model, "state_dict"):
         raise DaganError(f"{type(runtime).__name__} has no model identifier; motion files need one")
     cached = getattr(runtime, "_motion_model_id", None)

@@ -111,8 +111,7 @@ class AnimationPipeline:
     def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
                  compile: bool = False, overlap: bool = True):
         if isinstance(model, DaGAN):
-            extra = {"compile": True} if compile else {}
-            self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, **extra)
+            self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, compile=compile)
         elif hasattr(model, "make_runtime"):
             self.runtime = model.make_runtime(device, precision)
         else:

@@ -16,6 +16,7 @@ one `generate` call per face without it).
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +25,7 @@ import torch
 from dagan.config import ModelConfig
 from dagan.errors import DaganError
 from dagan.geometry import Keypoints
+from dagan.inference.hardware import precision_note
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -63,28 +65,46 @@ def float_keypoints(kp: Keypoints) -> Keypoints:
 
 
 class TorchRuntime:
-    """A `DaGAN` in eval mode on one device, at one precision (autocast)."""
+    """A `DaGAN` on one device at one precision, run through its inference form.
 
-    def __init__(self, model, device: torch.device, precision: str = "fp32"):
+    The form (`dagan.inference.optimize.inference_form`: BatchNorm folded, weights cast once,
+    channels_last, optionally `torch.compile`) is built here from `model`, which is left untouched.
+    """
+
+    def __init__(self, model, device: torch.device, precision: str = "fp32", compile: bool = False):
+        from dagan.inference.optimize import inference_form
+
         autocast_context(device, precision)  # validate the combination before any work
-        self.model = model.to(device).eval()
+        note = precision_note(device, precision)
+        if note:
+            print(note, file=sys.stderr)
+        self.model = inference_form(model, device, precision, compile=compile)
+        self.source_model = model  # as loaded: what motion files' model identifier is computed from
         self.config = model.config
         self.device = device
         self.precision = precision
 
-    def _autocast(self):
-        return autocast_context(self.device, self.precision)
+    @contextlib.contextmanager
+    def _guard(self, batch: int):
+        """An out-of-memory batch becomes one DaganError that names the fix."""
+        try:
+            yield
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise DaganError(f"out of {self.device.type.upper()} memory on a batch of {batch} frames at "
+                             f"{self.precision}; use a smaller --batch-size (e.g. {max(1, batch // 2)})") from None
 
     @torch.no_grad()
     def prepare_source(self, source: torch.Tensor):
-        with self._autocast():
+        with self._guard(source.shape[0]):
             state = self.model.prepare_source(source.to(self.device))
         state.keypoints = float_keypoints(state.keypoints)
         return state
 
     @torch.no_grad()
     def driving_keypoints(self, frames: torch.Tensor) -> tuple[torch.Tensor, Keypoints]:
-        with self._autocast():
+        with self._guard(frames.shape[0]):
             frames = frames.to(self.device)
             depth = self.model.estimate_depth(frames)
             kp = self.model.detect_keypoints(frames, depth)
@@ -112,6 +132,6 @@ class TorchRuntime:
 
     @torch.no_grad()
     def generate(self, state, kp_norm: Keypoints) -> torch.Tensor:
-        with self._autocast():
+        with self._guard(kp_norm.value.shape[0]):
             out = self.model.generate(state, kp_norm.to(self.device))
         return out["prediction"].float().clamp(0, 1)

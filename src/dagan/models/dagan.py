@@ -176,6 +176,9 @@ class DaGAN(nn.Module):
         """Write `config.json` and `model.safetensors` (atomically) into `directory`."""
         from safetensors.torch import save_file
 
+        if getattr(self, "inference_precision", None) is not None:
+            raise DaganError("this is an inference form (dagan.inference.optimize), which is never saved; "
+                             "save the model it was derived from")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}

@@ -16,6 +16,9 @@ class DenseMotionNetwork(nn.Module):
     `sparse_deformed` B×(K+1)×C×h×w, `mask` B×(K+1)×h×w, `deformation` B×h×w×2 and
     `occlusion_map` B×1×h×w (when estimated). The source may have batch 1 while the
     keypoints have batch B (the source is broadcast).
+
+    Keypoint Gaussians, sparse motions, sampling and the mask softmax stay in the keypoints' dtype
+    (float32); the hourglass runs at the source's dtype, the mask/occlusion heads at their own.
     """
 
     def __init__(
@@ -62,10 +65,10 @@ class DenseMotionNetwork(nn.Module):
         return torch.cat([identity, driving_to_source], dim=1)
 
     def deformed_sources(self, source: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
-        """Source warped by each sparse motion: B×(K+1)×C×h×w."""
+        """Source warped by each sparse motion: B×(K+1)×C×h×w, sampled at the motions' dtype."""
         b, n, h, w, _ = motions.shape
         c = source.shape[1]
-        repeated = source.unsqueeze(1).expand(b, n, c, h, w).reshape(b * n, c, h, w)
+        repeated = source.to(motions.dtype).unsqueeze(1).expand(b, n, c, h, w).reshape(b * n, c, h, w)
         out = F.grid_sample(repeated, motions.reshape(b * n, h, w, 2), align_corners=False)
         return out.view(b, n, c, h, w)
 
@@ -78,10 +81,10 @@ class DenseMotionNetwork(nn.Module):
         deformed = self.deformed_sources(source, motions)
         # interleaved per keypoint: [h0, r0, g0, b0, h1, …] as the original's weights expect
         inp = torch.cat([heatmap.expand(b, -1, -1, -1, -1), deformed], dim=2).view(b, -1, h, w)
-        prediction = self.hourglass(inp)
-        mask = F.softmax(self.mask(prediction), dim=1)  # B×(K+1)×h×w
+        prediction = self.hourglass(inp.to(source.dtype))
+        mask = F.softmax(self.mask(prediction.to(self.mask.weight.dtype)).to(motions.dtype), dim=1)  # B×(K+1)×h×w
         deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)  # B×h×w×2
         out = {"sparse_deformed": deformed, "mask": mask, "deformation": deformation}
         if self.occlusion is not None:
-            out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction))
+            out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction.to(self.occlusion.weight.dtype)))
         return out

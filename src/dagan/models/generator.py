@@ -142,7 +142,7 @@ class DepthAwareGenerator(nn.Module):
         if occlusion is not None:
             if occlusion.shape[2:] != out.shape[2:]:
                 occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear", align_corners=False)
-            out = out * occlusion
+            out = out * occlusion.to(out.dtype)
         out, attention = self.attention(source_features.depth, out, return_attention=return_attention)
         src = source if source.shape[0] == b else source.expand(b, -1, -1, -1)
         deformed = warp(src, deformation)
@@ -156,7 +156,7 @@ class DepthAwareGenerator(nn.Module):
                 occ = motion["occlusion_map"]
                 if occ.shape[2:] != deformed.shape[2:]:
                     occ = F.interpolate(occ, size=deformed.shape[2:], mode="bilinear", align_corners=False)
-                image = deformed * occ
+                image = deformed * occ.to(deformed.dtype)
             result["prediction"] = self.decoder(out, image)
         else:
             result["prediction"] = self.decoder(out)

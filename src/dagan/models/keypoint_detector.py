@@ -14,6 +14,8 @@ class KeypointDetector(nn.Module):
     Input is anti-alias downsampled by `scale_factor`, an hourglass predicts K heatmaps
     (7×7 conv, padding `pad`: 0 in the original, so 64² → 58²), softmax with `temperature`
     over positions; values are heatmap-weighted grid means, jacobians heatmap-weighted 2×2 maps.
+    The heads run at their own weights' dtype: the inference form keeps them (and so the heatmap
+    softmax, keypoints and jacobians) in float32 while the hourglass runs in bf16/fp16.
     """
 
     def __init__(
@@ -44,12 +46,13 @@ class KeypointDetector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Keypoints:
         feature_map = self.hourglass(self.downsample(x))
+        feature_map = feature_map.to(self.heatmap_head.weight.dtype)
         logits = self.heatmap_head(feature_map)  # B×K×h×w
         b, k, h, w = logits.shape
-        heatmap = F.softmax(logits.view(b, k, -1) / self.temperature, dim=2).view(b, k, h, w)
+        heatmap = F.softmax(logits.reshape(b, k, -1) / self.temperature, dim=2).view(b, k, h, w)
         value = heatmap_to_keypoints(heatmap)
         jacobian = None
         if self.jacobian_head is not None:
-            maps = self.jacobian_head(feature_map).view(b, k, 4, h, w)
+            maps = self.jacobian_head(feature_map).reshape(b, k, 4, h, w)
             jacobian = (heatmap.unsqueeze(2) * maps).view(b, k, 4, -1).sum(-1).view(b, k, 2, 2)
         return Keypoints(value, jacobian)
