@@ -261,7 +261,7 @@ def test_profile_table(tiny_dir, tmp_path, capsys):
     path = tmp_path / "moving.mp4"
     _face_video(path, [(120 + 6 * i, 150) for i in range(12)])
     assert run("--model", tiny_dir, "--driving", path, "--profile", "--detect-every", "5", "--no-audio",
-               "--paste-back", "-o", tmp_path / "o.mp4") == 0
+               "--paste-back", "--overlap", "on", "-o", tmp_path / "o.mp4") == 0
     text = capsys.readouterr().out
     rows = _profile_rows(text)
     assert set(rows) == set(STAGES) | {"wall"}, text
@@ -296,7 +296,7 @@ def _dagan_threads():
 
 
 def test_failures_on_any_thread_stop_the_workers_and_leave_nothing(tiny_dir, clip, bad_inputs, tmp_path):
-    pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", progress=False)
+    pipe = AnimationPipeline(DaGAN.from_pretrained(tiny_dir), device="cpu", progress=False, overlap=True)
     out = tmp_path / "o.mp4"
     out.write_bytes(b"precious")
     generate, calls = pipe.runtime.generate, []
@@ -339,7 +339,7 @@ def test_signalled_run_leaves_nothing_and_keeps_the_existing_output(tiny_dir, lo
                                                          os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "dagan.cli.main", "animate", "--quiet", "--model", str(tiny_dir), "--source",
            str(ASSETS / "sample_source.png"), "--driving", str(long_clip), "--no-crop", "--batch-size", "2",
-           "-o", str(out)]
+           "--overlap", "on", "-o", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(1200):  # until the run is writing (its temp file exists), at most ~2 minutes
@@ -384,3 +384,19 @@ def test_compile_flag_reaches_the_runtime(tiny_dir, tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "--compile needs a C++ compiler" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_overlap_choice(tiny_dir):
+    from dagan.inference.pipeline import overlap_pays
+
+    model = DaGAN.from_pretrained(tiny_dir)
+    assert AnimationPipeline(model, device="cpu", overlap=True).overlap is True
+    assert AnimationPipeline(model, device="cpu", overlap=False).overlap is False
+    assert AnimationPipeline(model, device="cpu").overlap == overlap_pays(torch.device("cpu"))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(os.cpu_count() or 1)
+        assert not overlap_pays(torch.device("cpu"))  # every core already runs a torch thread
+    finally:
+        torch.set_num_threads(threads)
+    assert overlap_pays(torch.device("cuda"))  # the CPU is free while a GPU runs the networks

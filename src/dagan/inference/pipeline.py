@@ -102,14 +102,15 @@ class AnimationPipeline:
     `model` is a `DaGAN` (run by `TorchRuntime`), an object with `make_runtime(device, precision)`
     (e.g. an exported ONNX model; it gets the device string as given), or a `Runtime` itself.
     Everything the pipeline asks of the networks goes through `self.runtime`. `compile` asks
-    `TorchRuntime` for torch.compile; `overlap=False` runs every stage on the calling thread
-    (for measurements and debugging).
+    `TorchRuntime` for torch.compile. `overlap`: True runs decode/track/crop and compose/encode on
+    background threads, False every stage on the calling thread, None (default) decides by
+    `overlap_pays`.
     """
 
     photo_cache_size = 4  # prepared photos kept for later runs (batch jobs reuse them)
 
     def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
-                 compile: bool = False, overlap: bool = True):
+                 compile: bool = False, overlap: bool | None = None):
         if isinstance(model, DaGAN):
             self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, compile=compile)
         elif hasattr(model, "make_runtime"):
@@ -121,7 +122,7 @@ class AnimationPipeline:
         self.model = model
         self.size = self.runtime.config.image_size
         self.progress = progress
-        self.overlap = overlap
+        self.overlap = overlap_pays(self.device) if overlap is None else overlap
         self._photos: OrderedDict = OrderedDict()
 
     def _driving_crops(self, path: str, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
@@ -191,7 +192,7 @@ class AnimationPipeline:
         """Animate `source` with `driving` into `output` (.mp4/.mov, .gif, a PNG folder, or a picture).
 
         Decode, face tracking and crop run on one background thread, compose and encode on
-        another, the networks on the calling thread (`overlap=False`: all on the calling thread).
+        another, the networks on the calling thread (with `overlap` False: all on the calling thread).
         `on_progress(frames_written)` is called from the thread that writes. Per-stage times are in
         `result.profile`.
         """
@@ -280,6 +281,18 @@ class AnimationPipeline:
 
         return tqdm(total=total or None, unit="frame", desc="animating", disable=not self.progress,
                     file=sys.stderr, dynamic_ncols=True)
+
+
+def overlap_pays(device: torch.device) -> bool:
+    """Whether background stages speed a run up: yes unless the networks already use every CPU core.
+
+    On a GPU the CPU stages are free to overlap. On a CPU whose every core runs a torch thread,
+    extra threads only compete with the networks: on the 2-core test machine (2 torch threads)
+    `python benchmarks/pipeline_speed.py` measured one thread faster in each of three runs.
+    """
+    if device.type != "cpu":
+        return True
+    return (os.cpu_count() or 1) > torch.get_num_threads()
 
 
 def check_options(options: AnimateOptions) -> None:
