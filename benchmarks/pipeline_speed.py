@@ -8,7 +8,7 @@ placed, moving, into a 1920×1080 scene, then encoded as H.264 to a temp dir. Re
 (a) the networks alone on the same frames' face crops, same batch size (runtime.driving_keypoints +
 runtime.generate, source prepared once), (b) `AnimationPipeline.run` end to end (decode, detect /
 track, crop, networks, compose, encode) with the stages on background threads and (c) with every
-stage on the calling thread, the ratio to (a) of the one `--overlap auto` picks (target ≥ 0.7), CPU
+stage on the calling thread, the ratio to (a) of the default, (b) (target ≥ 0.7), CPU
 time per frame, and the `--profile` tables of (b) and (c).
 Also called by `benchmarks/animate_speed.py --pipeline` as `run_pipeline_benchmark(model, args)`.
 """
@@ -105,7 +105,7 @@ def run_pipeline_benchmark(model, args) -> dict:
     detect_every = getattr(args, "detect_every", None) or AnimateOptions.detect_every
     pipe = AnimationPipeline(model, device=getattr(args, "device", "cpu"), precision=getattr(args, "precision", "fp32"),
                              progress=False)
-    default_overlap = pipe.overlap  # what `dagan animate` picks here (--overlap auto)
+    default_overlap = pipe.overlap  # what `dagan animate` runs by default (--overlap on)
     source = assets.sample_source()
     options = AnimateOptions(batch_size=batch_size, detect_every=detect_every, audio=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +130,7 @@ def run_pipeline_benchmark(model, args) -> dict:
     print(f"whole pipeline, stages on background threads: {n / t_pipe:7.2f} frames/s, "
           f"{t_net / t_pipe:.2f}x the networks")
     print(f"whole pipeline, every stage on one thread:    {n / t_serial:7.2f} frames/s, {t_net / t_serial:.2f}x")
-    print(f"--overlap auto picks {'background threads' if default_overlap else 'one thread'} here: "
+    print(f"default ({'background threads' if default_overlap else 'one thread'}): "
           f"{ratio:.2f}x the networks (target >= 0.7x)")
     print(f"CPU time per frame (all threads): networks alone {1000 * c_net / n:.1f} ms, whole pipeline "
           f"{1000 * c_pipe / n:.1f} ms, one thread {1000 * c_serial / n:.1f} ms; networks / pipeline CPU = "

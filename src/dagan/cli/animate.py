@@ -29,9 +29,9 @@ def add_arguments(p):
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the networks (needs a C++ compiler; the first batch pays the compile time)")
-    p.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
-                   help="decode/track/crop and compose/encode on background threads: on, off, or auto "
-                        "(on unless the networks already use every CPU core; default)")
+    p.add_argument("--overlap", choices=["on", "off"], default="on",
+                   help="decode/track/crop and compose/encode on background threads while the networks run "
+                        "(default on; off: every stage on one thread, for measurements)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -99,7 +99,7 @@ def run(args):
     model, description = assets.resolve_model(args.model)
     print(f"model: {description}")
     pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet,
-                             compile=args.compile, overlap={"auto": None, "on": True, "off": False}[args.overlap])
+                             compile=args.compile, overlap=args.overlap == "on")
     start = time.perf_counter()
     result = pipe.run(source, driving, output, options)
     seconds = time.perf_counter() - start

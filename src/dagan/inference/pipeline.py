@@ -102,15 +102,14 @@ class AnimationPipeline:
     `model` is a `DaGAN` (run by `TorchRuntime`), an object with `make_runtime(device, precision)`
     (e.g. an exported ONNX model; it gets the device string as given), or a `Runtime` itself.
     Everything the pipeline asks of the networks goes through `self.runtime`. `compile` asks
-    `TorchRuntime` for torch.compile. `overlap`: True runs decode/track/crop and compose/encode on
-    background threads, False every stage on the calling thread, None (default) decides by
-    `overlap_pays`.
+    `TorchRuntime` for torch.compile. `overlap` (default) runs decode/track/crop and compose/encode
+    on background threads; False runs every stage on the calling thread (for measurements).
     """
 
     photo_cache_size = 4  # prepared photos kept for later runs (batch jobs reuse them)
 
     def __init__(self, model, device: str = "auto", precision: str = "fp32", progress: bool = True,
-                 compile: bool = False, overlap: bool | None = None):
+                 compile: bool = False, overlap: bool = True):
         if isinstance(model, DaGAN):
             self.runtime: Runtime = TorchRuntime(model, resolve_device(device), precision, compile=compile)
         elif hasattr(model, "make_runtime"):
@@ -122,7 +121,7 @@ class AnimationPipeline:
         self.model = model
         self.size = self.runtime.config.image_size
         self.progress = progress
-        self.overlap = overlap_pays(self.device) if overlap is None else overlap
+        self.overlap = overlap
         self._photos: OrderedDict = OrderedDict()
 
     def _driving_crops(self, path: str, crop: bool, detect_every: int, messages: list[str]) -> Iterator[np.ndarray]:
@@ -281,18 +280,6 @@ class AnimationPipeline:
 
         return tqdm(total=total or None, unit="frame", desc="animating", disable=not self.progress,
                     file=sys.stderr, dynamic_ncols=True)
-
-
-def overlap_pays(device: torch.device) -> bool:
-    """Whether background stages speed a run up: yes unless the networks already use every CPU core.
-
-    On a GPU the CPU stages are free to overlap. On a CPU whose every core runs a torch thread,
-    extra threads only compete with the networks: on the 2-core test machine (2 torch threads)
-    `python benchmarks/pipeline_speed.py` measured one thread faster in each of three runs.
-    """
-    if device.type != "cpu":
-        return True
-    return (os.cpu_count() or 1) > torch.get_num_threads()
 
 
 def check_options(options: AnimateOptions) -> None:
