@@ -133,3 +133,30 @@ def face_on_background(cx: float, cy: float, size: tuple[int, int] = (360, 300))
     x0, y0 = round(cx - pw / 2), round(cy - ph / 2)
     img[y0 : y0 + ph, x0 : x0 + pw] = patch
     return img
+
+
+def group_photo(path: Path) -> Path:
+    """A made-up two-person photo, 624×450: the packaged sample face (face 1, the larger, on the left)
+    beside the astronaut (face 2) on a grey background, saved as PNG."""
+    from PIL import Image
+
+    sample = np.asarray(Image.open(Path(__file__).parents[1] / "src/dagan/assets/sample_source.png").convert("RGB"))
+    canvas = np.full((450, 624, 3), 128, np.uint8)
+    canvas[:, :384] = sample
+    canvas[125:325, 404:604] = astronaut_face()
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def write_frames(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    """H×W×3 uint8 frames → an H.264 clip (yuv420p, no audio), written with PyAV directly."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

@@ -1,8 +1,13 @@
+"""Fixtures shared by the inference tests: tiny models, short clips and a made-up group photo."""
+
+from fractions import Fraction
+
 import pytest
 import torch
 
 from dagan.config import get_preset
 from dagan.models import DaGAN
+from helpers_media import group_photo, make_clip, write_frames
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +18,5 @@ def tiny_model():
     with torch.no_grad():
         m.generator.attention.gamma.fill_(0.5)
     return m
+
+

@@ -29,17 +29,6 @@ ASSETS = Path(dagan.__file__).parent / "assets"
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = DaGAN(get_preset("tiny")).eval()
-    with torch.no_grad():
-        model.generator.attention.gamma.fill_(0.3)
-    d = tmp_path_factory.mktemp("model")
-    model.save_pretrained(d)
-    return d
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """12 frames at 30000/1001 fps with AAC audio (already-cropped content, used with --no-crop)."""
     return make_clip(tmp_path_factory.mktemp("clip") / "drive.mp4", num_frames=12, size=(64, 64),

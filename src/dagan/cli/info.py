@@ -1,4 +1,4 @@
-"""Print a model's config, parameter counts per component, and the environment."""
+"""Print a model's config, parameter counts per component, and the environment; or a photo's faces."""
 
 import json
 import platform
@@ -9,10 +9,39 @@ def add_arguments(p):
     p.add_argument("model", nargs="?", default=None, help="model directory (default: the bundled demo model if any, "
                    "else the vox-256 architecture with random weights)")
     p.add_argument("--preset", default=None, help="describe a named preset instead (vox-256, vox-256-spade, tiny)")
+    p.add_argument("--faces", default=None, metavar="PHOTO",
+                   help="list the faces found in PHOTO, numbered left to right as `dagan animate --faces` uses them")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def list_faces(photo: str, as_json: bool) -> int:
+    """Print every face in `photo`: its number (left to right), face box and the crop animate uses."""
+    from dagan.inference.face import crop_box_from_face, detect_faces
+    from dagan.inference.group import number_faces
+    from dagan.io import read_image, to_uint8
+
+    image = read_image(photo)
+    h, w = image.shape[:2]
+    boxes = number_faces(detect_faces(to_uint8(image)))
+    largest = max(range(len(boxes)), key=lambda i: boxes[i].area) + 1 if boxes else None
+    faces = [{"face": i, "box": [round(v, 1) for v in (b.x0, b.y0, b.x1, b.y1)],
+              "crop": [round(v, 1) for v in crop_box_from_face(b, (w, h)).as_array().tolist()],
+              "score": round(b.score, 3), "largest": i == largest} for i, b in enumerate(boxes, start=1)]
+    if as_json:
+        print(json.dumps({"photo": photo, "size": [w, h], "faces": faces}))
+        return 0
+    print(f"{photo}: {w}×{h}, {len(faces)} face{'s' if len(faces) != 1 else ''} (numbered left to right)")
+    for f in faces:
+        x0, y0, x1, y1 = f["box"]
+        mark = "  (largest: the default of --faces)" if f["largest"] else ""
+        print(f"  face {f['face']}: box x {x0:g}–{x1:g}, y {y0:g}–{y1:g} ({x1 - x0:g}×{y1 - y0:g} px), "
+              f"score {f['score']:g}{mark}")
+    return 0
+
+
 def run(args):
+    if args.faces:
+        return list_faces(args.faces, args.json)
     import torch
 
     import dagan

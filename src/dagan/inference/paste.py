@@ -10,7 +10,7 @@ from PIL import Image
 from dagan.inference.face import Box
 from dagan.io.image import to_float, to_uint8
 
-__all__ = ["paste_back", "PasteBack", "blend_mask", "even_size"]
+__all__ = ["paste_back", "PasteBack", "paste_faces", "PasteFaces", "blend_mask", "even_size"]
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -134,6 +134,10 @@ class PasteBack:
 
     def blend(self, generated_face: np.ndarray) -> np.ndarray:
         """The blended window (h×w×3 float32 in [0, 1]) for one generated crop."""
+        return self.mask * self.patch(generated_face) + (1.0 - self.mask) * self.under
+
+    def patch(self, generated_face: np.ndarray) -> np.ndarray:
+        """The generated crop resampled onto the photo window (h×w×3 float32 in [0, 1])."""
         gen = _face_array(generated_face)
         px0, py0, px1, py1 = self.window
         box = self.box
@@ -148,8 +152,7 @@ class PasteBack:
             (py1 - box.y0) * sy + pad,
         )
         padded = np.pad(gen, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        patch = np.clip(_resize_float(padded, (px1 - px0, py1 - py0), src), 0.0, 1.0)  # h×w×3
-        return self.mask * patch + (1.0 - self.mask) * self.under
+        return np.clip(_resize_float(padded, (px1 - px0, py1 - py0), src), 0.0, 1.0)  # h×w×3
 
     def __call__(self, generated_face: np.ndarray) -> np.ndarray:
         """H×W×3 uint8: the photo with `generated_face` blended in at the box."""
@@ -159,3 +162,87 @@ class PasteBack:
             x0, y0, x1, y1 = self.window
             out[y0:y1, x0:x1] = to_uint8(self.blend(face))
         return out
+
+
+class PasteFaces:
+    """Several generated crops into one photo (a group photo), prepared once per video like `PasteBack`.
+
+    Where crops overlap they are mixed, not stacked: each face i brings its resampled patch p_i and
+    soft mask m_i, and the result is A·c + (1 − A)·photo with coverage A = 1 − ∏(1 − m_i) and colour
+    c = Σ m_i·p_i / Σ m_i. The order of the faces does not matter, and pixels outside every mask
+    keep the photo's values. Calling it returns H×W×3 uint8.
+    """
+
+    def __init__(self, photo: np.ndarray, boxes: list[Box], feather: float = 0.2, *, shape: str = "ellipse"):
+        self.pasters = [PasteBack(photo, box, feather, shape=shape) for box in boxes]
+        self.photo_u8 = self.pasters[0].photo_u8 if self.pasters else to_uint8(np.asarray(photo))
+        windows = [p.window for p in self.pasters if p.window is not None]
+        self.window = None
+        if windows:
+            self.window = (min(w[0] for w in windows), min(w[1] for w in windows),
+                           max(w[2] for w in windows), max(w[3] for w in windows))  # union of the face windows
+            x0, y0, x1, y1 = self.window
+            self.under = to_float(np.asarray(photo)[y0:y1, x0:x1])  # h×w×3, the photo pixels under the faces
+            weight = np.zeros((y1 - y0, x1 - x0, 1), np.float32)
+            uncovered = np.ones_like(weight)
+            for p in self.pasters:
+                if p.window is not None:
+                    weight[self._slice(p)] += p.mask
+                    uncovered[self._slice(p)] *= 1.0 - p.mask
+            self.covered = weight[..., 0] > 0  # h×w
+            self.weight = weight
+            self.alpha = 1.0 - uncovered
+
+    def _slice(self, paster: PasteBack) -> tuple[slice, slice]:
+        """Where a face's window lies inside the union window."""
+        x0, y0, x1, y1 = paster.window
+        return slice(y0 - self.window[1], y1 - self.window[1]), slice(x0 - self.window[0], x1 - self.window[0])
+
+    def blend(self, generated_faces: list[np.ndarray]) -> np.ndarray:
+        """The blended union window (h×w×3 float32 in [0, 1]) for one crop per box."""
+        if len(generated_faces) != len(self.pasters):
+            raise ValueError(f"{len(generated_faces)} faces but {len(self.pasters)} boxes")
+        weighted = np.zeros_like(self.under)
+        for paster, face in zip(self.pasters, generated_faces, strict=True):
+            if paster.window is not None:
+                weighted[self._slice(paster)] += paster.mask * paster.patch(face)
+        out = self.under.copy()
+        c = self.covered
+        colour = weighted[c] / self.weight[c]
+        out[c] = self.alpha[c] * colour + (1.0 - self.alpha[c]) * self.under[c]
+        return out
+
+    def __call__(self, generated_faces: list[np.ndarray]) -> np.ndarray:
+        """H×W×3 uint8: the photo with every face blended in at its box."""
+        out = self.photo_u8.copy()
+        if self.window is not None:
+            x0, y0, x1, y1 = self.window
+            out[y0:y1, x0:x1] = to_uint8(self.blend(generated_faces))
+        return out
+
+
+def paste_faces(
+    photo: np.ndarray,
+    generated_faces: list[np.ndarray],
+    boxes: list[Box],
+    feather: float = 0.2,
+    *,
+    shape: str = "ellipse",
+) -> np.ndarray:
+    """`PasteFaces` for one frame, as float: H×W×3 float32 in [0, 1]; one face gives exactly `paste_back`.
+
+    Args:
+        photo: H×W×3, uint8 or float in [0, 1].
+        generated_faces: one h×w×3 crop per box.
+        boxes: the crop boxes the faces were cut from, in photo pixels.
+    """
+    if len(generated_faces) != len(boxes):
+        raise ValueError(f"{len(generated_faces)} faces but {len(boxes)} boxes")
+    if len(boxes) == 1:
+        return paste_back(photo, generated_faces[0], boxes[0], feather, shape=shape)
+    base = to_float(np.asarray(photo)).copy()
+    paster = PasteFaces(base, boxes, feather, shape=shape)
+    if paster.window is not None:
+        x0, y0, x1, y1 = paster.window
+        base[y0:y1, x0:x1] = paster.blend(generated_faces)
+    return base

@@ -7,12 +7,17 @@ The pipeline never calls a `DaGAN` directly. It calls a `Runtime`, so PyTorch an
     state = runtime.prepare_source(source)          # 1×3×S×S in [0, 1], once per photo
     depth, kp = runtime.driving_keypoints(frames)   # B×3×S×S → B×1×S×S, Keypoints (B×K×2, B×K×2×2)
     frames = runtime.generate(state, kp_norm)       # normalised Keypoints → B×3×S×S in [0, 1]
+
+A runtime may also offer `stack_states(states, repeats)`: one state whose batch holds each of several
+sources `repeats` times, so the faces of a group photo run as one batch (the pipeline falls back to
+one `generate` call per face without it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -74,6 +79,7 @@ class TorchRuntime:
         if note:
             print(note, file=sys.stderr)
         self.model = inference_form(model, device, precision, compile=compile)
+        self.source_model = model  # as loaded: what motion files' model identifier is computed from
         self.config = model.config
         self.device = device
         self.precision = precision
@@ -103,6 +109,26 @@ class TorchRuntime:
             depth = self.model.estimate_depth(frames)
             kp = self.model.detect_keypoints(frames, depth)
         return depth.float(), float_keypoints(kp)
+
+    def stack_states(self, states: list, repeats: int):
+        """One SourceState of F·repeats rows, face-major: rows f·repeats … (f+1)·repeats − 1 are states[f].
+
+        The generator takes a source batch equal to the driving batch, so F faces × T frames run
+        as one call with keypoints stacked the same way (`Keypoints.cat` of the F normalised sets).
+        """
+        def rows(tensors: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat([t.expand(repeats, *t.shape[1:]) for t in tensors])  # (F·repeats)×…
+
+        kps = [s.keypoints for s in states]
+        jac = None if kps[0].jacobian is None else rows([k.jacobian for k in kps])
+        return replace(
+            states[0],
+            image=rows([s.image for s in states]),
+            depth=rows([s.depth for s in states]),
+            keypoints=Keypoints(rows([k.value for k in kps]), jac),
+            features=replace(states[0].features, image=rows([s.features.image for s in states]),
+                             depth=rows([s.features.depth for s in states])),
+        )
 
     @torch.no_grad()
     def generate(self, state, kp_norm: Keypoints) -> torch.Tensor:

@@ -25,8 +25,11 @@ import torch
 
 from dagan.geometry import Keypoints, normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
-from dagan.inference.face import Box, OneEuroFilter, crop_and_resize, crop_box_from_face, detect_largest_face
-from dagan.inference.paste import PasteBack, even_size
+from dagan.errors import DaganError
+from dagan.inference.face import Box, OneEuroFilter, crop_and_resize, crop_box_from_face, detect_faces, \
+    detect_largest_face
+from dagan.inference.group import select_faces
+from dagan.inference.paste import PasteBack, PasteFaces, even_size
 from dagan.inference.profile import Profile
 from dagan.inference.runtime import Runtime
 from dagan.inference.tracking import CorrelationFollower, FaceTracker, TrackReport
@@ -39,6 +42,7 @@ __all__ = [
     "frames_to_tensor",
     "crop_source",
     "prepare_source",
+    "prepare_faces",
     "read_frames",
     "track_faces",
     "driving_crops",
@@ -58,12 +62,14 @@ class SourceFace:
         crop: S×S×3 float32 in [0, 1], the face crop the networks see.
         box: the crop's box in photo pixels (where paste-back puts the result).
         state: the runtime's source state (depth, encoder features, `.keypoints`).
+        number: the face's number in the photo (1-based, left to right; 1 without detection).
     """
 
     photo: np.ndarray
     crop: np.ndarray
     box: Box
     state: Any
+    number: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,18 @@ class Animated:
         frames: B×S×S×3 float32 in [0, 1], the generated frames.
         depth: B×1×S×S float32, the driving depth (for the side-by-side panel).
         keypoints: the driving keypoints as detected (B×K×2, smoothed when smoothing is on).
+        faces: F×B×S×S×3, every face's frames when several faces are animated (frames = faces[0]).
     """
 
     frames: np.ndarray
-    depth: torch.Tensor
+    depth: torch.Tensor | None  # None when the motion came from a motion file
     keypoints: Keypoints
+    faces: np.ndarray | None = None
+
+    @property
+    def per_face(self) -> np.ndarray:
+        """F×B×S×S×3 (F = 1 for a single face)."""
+        return self.faces if self.faces is not None else self.frames[None]
 
 
 def frames_to_tensor(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -109,6 +122,34 @@ def prepare_source(runtime: Runtime, photo: np.ndarray, name: str, *, crop: bool
     face, box = crop_source(photo, runtime.config.image_size, crop=crop, name=name, messages=messages)
     state = runtime.prepare_source(frames_to_tensor([face], runtime.device))
     return SourceFace(photo, face, box, state)
+
+
+def prepare_faces(runtime: Runtime, photo: np.ndarray, name: str, *, crop: bool, faces: str | tuple[int, ...],
+                  messages: list[str]) -> list[SourceFace]:
+    """The selected faces of a (group) photo, each cropped and prepared once, in face-number order.
+
+    `faces` is a `parse_faces` result ("largest", "all" or 1-based numbers, left to right).
+    """
+    if faces == "largest":
+        if not crop:
+            return [prepare_source(runtime, photo, name, crop=False, messages=messages)]
+        found = detect_faces(to_uint8(photo))
+        chosen = select_faces(found, faces, name)
+        if len(found) > 1:
+            messages.append(f"{len(found)} faces in {name}; animating the largest (face {chosen[0][0]}; "
+                            "--faces all animates every face)")
+    elif not crop:
+        raise DaganError("--faces needs face detection and cannot be combined with --no-crop")
+    else:
+        chosen = select_faces(detect_faces(to_uint8(photo)), faces, name)
+    h, w = photo.shape[:2]
+    prepared = []
+    for number, face in chosen:
+        box = crop_box_from_face(face, (w, h))
+        face_crop = crop_and_resize(photo, box, runtime.config.image_size)
+        state = runtime.prepare_source(frames_to_tensor([face_crop], runtime.device))
+        prepared.append(SourceFace(photo, face_crop, box, state, number))
+    return prepared
 
 
 # ------------------------------------------------------------------------------------ driving
@@ -190,14 +231,16 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 class MotionTransfer:
-    """Networks: driving crops → generated frames, with the source's motion normalisation.
+    """Networks: driving crops (or keypoints) → generated frames, with the source's motion normalisation.
 
     Keeps the per-video state: the initial driving keypoints (the first frame seen, unless given),
-    the movement scale computed from them once, and the optional One-Euro keypoint smoother.
+    the movement scale computed from them once per face, and the optional One-Euro keypoint smoother.
+    Several sources (the faces of a group photo) are driven by the same keypoints and run as one
+    generator batch of F·B rows where the runtime offers `stack_states`.
 
     Args:
         runtime: the networks.
-        source_state: `runtime.prepare_source(...)` of the photo.
+        source_state: `runtime.prepare_source(...)` of the photo, or a list of them (one per face).
         relative: relative motion against the initial driving frame (else absolute keypoints).
         adapt_movement_scale: scale relative motion by the keypoint hull-area ratio.
         initial: keypoints of the initial driving frame (1×K×2), e.g. a chosen best frame.
@@ -218,34 +261,59 @@ class MotionTransfer:
     ):
         self.runtime = runtime
         self.profile = profile if profile is not None else Profile()
-        self.state = source_state
+        self.states = list(source_state) if isinstance(source_state, (list, tuple)) else [source_state]
+        self.state = self.states[0]
         self.relative = relative
         self.adapt = relative and adapt_movement_scale
         self.initial = initial
         self.smoother = smoother
-        self.scale: float | None = None
+        self.scales: list[float] | None = None
+        self._stacked: dict[int, Any] = {}
+
+    @property
+    def scale(self) -> float | None:
+        """The first face's movement scale (None until the initial frame is known)."""
+        return None if self.scales is None else self.scales[0]
 
     def keypoints(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, Keypoints]:
         """Depth B×1×S×S and keypoints of B crops (S×S×3), as the runtime returns them."""
         with self.profile.stage("depth+keypoints"):
             return self.runtime.driving_keypoints(frames_to_tensor(crops, self.runtime.device))
 
-    def generate(self, kp: Keypoints) -> np.ndarray:
-        """Driving keypoints (B×K×2) → B×S×S×3 float32 frames; fixes the initial frame on first use."""
-        source_kp = self.state.keypoints
+    def generate_faces(self, kp: Keypoints) -> np.ndarray:
+        """Driving keypoints (B×K×2) → F×B×S×S×3 float32 frames; fixes the initial frame on first use."""
         if self.initial is None:
             self.initial = kp[0:1]
-        if self.scale is None:
-            self.scale = movement_scale(source_kp, self.initial) if self.adapt else 1.0
-        kp_norm = normalize_keypoints(source_kp, kp, self.initial, relative=self.relative, scale=self.scale)
+        if self.scales is None:
+            self.scales = [movement_scale(s.keypoints, self.initial) if self.adapt else 1.0 for s in self.states]
+        norms = [normalize_keypoints(s.keypoints, kp, self.initial, relative=self.relative, scale=scale)
+                 for s, scale in zip(self.states, self.scales, strict=True)]
+        faces, b = len(norms), kp.value.shape[0]
         with self.profile.stage("generator"):
-            return self.runtime.generate(self.state, kp_norm).permute(0, 2, 3, 1).cpu().numpy()  # B×S×S×3
+            if faces == 1:
+                out = self.runtime.generate(self.state, norms[0])
+            elif hasattr(self.runtime, "stack_states"):
+                if b not in self._stacked:
+                    self._stacked[b] = self.runtime.stack_states(self.states, b)
+                out = self.runtime.generate(self._stacked[b], Keypoints.cat(norms))  # (F·B)×3×S×S, face-major
+            else:
+                out = torch.cat([self.runtime.generate(s, k) for s, k in zip(self.states, norms, strict=True)])
+            out = out.permute(0, 2, 3, 1).cpu().numpy()  # (F·B)×S×S×3
+        return out.reshape(faces, b, *out.shape[1:])
 
-    def __call__(self, crops: list[np.ndarray]) -> Animated:
-        depth, kp = self.keypoints(crops)
+    def generate(self, kp: Keypoints) -> np.ndarray:
+        """Driving keypoints (B×K×2) → B×S×S×3 float32 frames of the first face."""
+        return self.generate_faces(kp)[0]
+
+    def animate(self, depth: torch.Tensor | None, kp: Keypoints) -> Animated:
+        """Networks from driving keypoints on (a motion file has no depth): smoothing, then generation."""
         if self.smoother is not None:
             kp = smooth_keypoints(self.smoother, kp)
-        return Animated(self.generate(kp), depth, kp)
+        faces = self.generate_faces(kp)
+        return Animated(faces[0], depth, kp, faces if len(faces) > 1 else None)
+
+    def __call__(self, crops: list[np.ndarray]) -> Animated:
+        return self.animate(*self.keypoints(crops))
 
 
 def smooth_keypoints(smoother: OneEuroFilter, kp: Keypoints) -> Keypoints:
@@ -268,39 +336,58 @@ def smooth_keypoints(smoother: OneEuroFilter, kp: Keypoints) -> Keypoints:
 
 
 class Composer:
-    """Compose: one generated frame → the output frame (crop, pasted into the photo, or panels).
+    """Compose: generated frames → the output frames (crops, pasted into the photo, or panels).
 
     Args:
-        source: the prepared photo.
+        source: the prepared photo's face, or its faces (a group photo).
         size: the networks' side S.
-        paste: blend the result back into the full photo (output: the photo's size, rounded even).
+        paste: blend every face back into the full photo (output: the photo's size, rounded even).
         side_by_side: source | driving | result | depth | keypoints panels (output: 5S × S).
+        even: round the pasted size down to even numbers (what H.264 needs; not for a picture).
+
+    Pasted, a frame is one output; otherwise each face is its own output stream (`streams`).
     """
 
-    def __init__(self, source: SourceFace, size: int, *, paste: bool = False, side_by_side: bool = False):
+    def __init__(self, source: SourceFace | list[SourceFace], size: int, *, paste: bool = False,
+                 side_by_side: bool = False, even: bool = True):
         if paste and side_by_side:
             raise ValueError("paste and side_by_side cannot be combined")
-        self.source = source
+        self.faces = list(source) if isinstance(source, (list, tuple)) else [source]
+        self.source = self.faces[0]
         self.paste = paste
         self.side_by_side = side_by_side
-        self.source_u8 = to_uint8(source.crop)
-        self.paster = PasteBack(source.photo, source.box) if paste else None
+        photo = self.source.photo
+        self.paster = None
         if paste:
-            self.output_size = even_size(source.photo.shape[1], source.photo.shape[0])
+            boxes = [f.box for f in self.faces]
+            self.paster = PasteBack(photo, boxes[0]) if len(boxes) == 1 else PasteFaces(photo, boxes)
+            h, w = photo.shape[:2]
+            self.output_size = even_size(w, h) if even else (w, h)
         elif side_by_side:
             self.output_size = (5 * size, size)
         else:
             self.output_size = (size, size)
 
-    def __call__(self, animated: Animated, i: int, driving_crop: np.ndarray) -> np.ndarray:
-        """Frame `i` of a batch → H×W×3 uint8 of `output_size` (w, h)."""
-        pred = animated.frames[i]
+    @property
+    def streams(self) -> int:
+        """Output frames per input frame: 1 pasted, else one per face."""
+        return 1 if self.paste else len(self.faces)
+
+    def outputs(self, animated: Animated, i: int, driving_crop: np.ndarray | None) -> list[np.ndarray]:
+        """Frame `i` of a batch → `streams` H×W×3 uint8 frames of `output_size` (w, h)."""
+        preds = animated.per_face[:, i]  # F×S×S×3
         if self.paster is not None:
             w, h = self.output_size
-            return self.paster(pred)[:h, :w]
+            pasted = self.paster(preds[0]) if len(self.faces) == 1 else self.paster(list(preds))
+            return [pasted[:h, :w]]
         if not self.side_by_side:
-            return to_uint8(pred)
+            return [to_uint8(p) for p in preds]
         driving_u8 = to_uint8(driving_crop)
         depth = colorize_depth(animated.depth[i, 0].float().cpu().numpy())
         keypoints = draw_keypoints(driving_u8, animated.keypoints.value[i].cpu().numpy())
-        return np.concatenate([self.source_u8, driving_u8, to_uint8(pred), depth, keypoints], axis=1)  # S×5S×3
+        return [np.concatenate([to_uint8(f.crop), driving_u8, to_uint8(p), depth, keypoints], axis=1)  # S×5S×3
+                for f, p in zip(self.faces, preds, strict=True)]
+
+    def __call__(self, animated: Animated, i: int, driving_crop: np.ndarray | None) -> np.ndarray:
+        """Frame `i` of a batch → the first output's H×W×3 uint8 frame."""
+        return self.outputs(animated, i, driving_crop)[0]

@@ -7,9 +7,11 @@ successful close renames it over `path`. A failure leaves a pre-existing file un
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from dagan.errors import DaganError
@@ -101,3 +103,20 @@ def commit(tmp: Path, path: str | os.PathLike) -> None:
     except OSError as exc:
         discard(tmp)
         raise DaganError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp file beside `path` to write to; it replaces `path` when the block ends cleanly.
+
+    On any exception the temp file is removed; an OSError becomes a one-line DaganError.
+    """
+    tmp = reserve_temp_file(path)
+    try:
+        yield tmp
+    except BaseException as exc:
+        discard(tmp)
+        if isinstance(exc, OSError):
+            raise DaganError(f"cannot write {path}: {exc}") from None
+        raise
+    commit(tmp, path)

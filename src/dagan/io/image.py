@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dagan.errors import DaganError
-from dagan.io._files import commit, discard, reserve_temp_file
+from dagan.io._files import atomic_file
 
 __all__ = ["read_image", "write_image", "to_uint8", "to_float", "apply_exif_orientation"]
 
@@ -161,15 +161,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95
     ext = out.suffix.lower()
     if ext not in Image.registered_extensions():
         raise DaganError(f"cannot write {out}: unknown image format {ext!r} (use .png or .jpg)")
-    tmp = reserve_temp_file(out)
-    try:
+    with atomic_file(out) as tmp:
         im = Image.fromarray(to_uint8(arr))
         if im.mode == "RGBA" and ext in (".jpg", ".jpeg"):
             im = im.convert("RGB")
         im.save(tmp, format=Image.registered_extensions()[ext], quality=quality)
-    except BaseException as exc:
-        discard(tmp)
-        if isinstance(exc, OSError):
-            raise DaganError(f"cannot write {out}: {exc}") from None
-        raise
-    commit(tmp, out)
