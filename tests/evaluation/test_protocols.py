@@ -95,6 +95,36 @@ def test_evaluate_depth_against_flat_baseline(synth, tmp_path, capsys):
     assert report["frames"] == 4 * len(list((synth / "test").glob("*.mp4")))
 
 
+class TruthDepth(torch.nn.Module):
+    """A stand-in depth network answering each frame with its rendered ground truth, as the
+    sigmoid disparity that `disp_to_depth` (min 0.1, max 100) turns back into that depth."""
+
+    def __init__(self, split_dir):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # evaluate_depth reads the device from a parameter
+        self.truth = {}
+        for clip in sorted(split_dir.glob("*.mp4")):
+            for frame, depth in zip(iter_frames(clip), load_truth(clip)["depth"], strict=True):
+                disp = np.where(depth > 0, (1 / np.maximum(depth, 1e-9) - 0.01) / 9.99, 0.5)
+                self.truth[frame.tobytes()] = torch.from_numpy(disp.astype(np.float32))
+
+    def forward(self, x):  # B×3×H×W in [0, 1] → [B×1×H×W]
+        frames = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return [torch.stack([self.truth[f.tobytes()] for f in frames])[:, None]]
+
+
+def test_evaluate_depth_true_depth_is_perfect_and_beats_flat(synth, tmp_path, capsys, monkeypatch):
+    import dagan.training.export
+
+    monkeypatch.setattr(dagan.training.export, "load_depth", lambda *a, **kw: TruthDepth(synth / "test"))
+    assert main(["evaluate-depth", "--depth", str(tmp_path / "truth"), "--data", str(synth), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    model, flat = report["model"], report["flat_baseline"]
+    assert model["abs_rel"] < 1e-5 and model["abs_rel_affine"] < 1e-5, model
+    assert model["delta_1_25"] == 1.0 and model["pearson"] > 1 - 1e-6, model
+    assert flat["abs_rel"] > 10 * 1e-5 and flat["abs_rel_affine"] > 10 * 1e-5 and flat["pearson"] == 0.0, flat
+
+
 def test_affine_abs_rel():
     from dagan.evaluation.depth import affine_abs_rel
 
