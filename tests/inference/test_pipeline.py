@@ -115,9 +115,32 @@ def test_relative_absolute_and_best_frame(tiny_dir, clip, tmp_path):
     assert not torch.allclose(best.value[0], src_b.value[0], atol=1e-4)
 
 
-def test_best_frame_auto_on_bundled_samples(tiny_dir, tmp_path, capsys):
+def test_best_frame_auto_on_bundled_samples(tiny_dir, tmp_path, capsys, monkeypatch):
+    import dagan.inference.pipeline as pipeline
+
+    found = []  # landmarks of every crop the search looks at: the source's first, then each driving frame
+    detect = pipeline.crop_landmarks
+    monkeypatch.setattr(pipeline, "crop_landmarks", lambda crop: found.append(detect(crop)) or found[-1])
     assert run("--model", tiny_dir, "--best-frame", "auto", "--smooth-keypoints", "1", "-o", tmp_path / "b.mp4") == 0
-    assert "best driving frame:" in capsys.readouterr().out
+    chosen = int(capsys.readouterr().out.split("best driving frame:")[1].split()[0])
+    source, driving = found[0], found[1:]
+    assert len(driving) == probe_video(ASSETS / "sample_driving.mp4").num_frames
+    target = pipeline.normalized_landmarks(source)
+    distance = [np.inf if lm is None else float(((pipeline.normalized_landmarks(lm) - target) ** 2).sum())
+                for lm in driving]
+    assert chosen == int(np.argmin(distance)), (chosen, int(np.argmin(distance)))
+    assert chosen != 0 and min(distance) < distance[0]  # the search matters on this sample
+
+
+def test_smooth_keypoints_lowers_jitter(tiny_dir, clip, tmp_path):
+    """--smooth-keypoints (One-Euro): frame-to-frame change of the keypoints used, well below unsmoothed."""
+    def jitter(kp):
+        return float((kp.value[1:] - kp.value[:-1]).abs().mean())
+
+    _, raw, _ = _normalised_keypoints(tiny_dir, clip, tmp_path)
+    _, smooth, _ = _normalised_keypoints(tiny_dir, clip, tmp_path, smooth_keypoints=1.0)
+    assert smooth.value.shape == raw.value.shape
+    assert jitter(smooth) < 0.5 * jitter(raw), (jitter(smooth), jitter(raw))
 
 
 def test_device_and_precision_choices():
