@@ -59,7 +59,8 @@ def test_evaluate_both_protocols(synth, tiny_model, tmp_path, capsys):
     rec = report["reconstruction"]
     assert rec["num_pairs"] == 3 and len(rec["per_pair"]) == 3
     assert set(rec["metrics"]) == {"L1", "PSNR", "SSIM", "LPIPS", "AKD", "AED"}
-    assert 0 < rec["metrics"]["L1"] < 1 and rec["metrics"]["LPIPS"] is None
+    assert rec["metrics"]["L1"] == pytest.approx(np.mean([r["L1"] for r in rec["per_pair"]]), abs=1e-12)
+    assert rec["metrics"]["LPIPS"] is None
     assert report["cross_identity"]["num_pairs"] == 1
     assert (tmp_path / "pairs.md").read_text().startswith("# Evaluation")
 
@@ -70,6 +71,30 @@ def test_evaluate_both_protocols(synth, tiny_model, tmp_path, capsys):
     assert [v["video"] for v in rec["per_video"]] == test_clips
     assert all(v["frames"] == 4 and len(v["per_frame"]) == 4 for v in rec["per_video"])
     assert len(list(tmp_path.glob("v_*.png"))) == len(test_clips)
+
+
+@pytest.mark.parametrize("stand_in", ["driving", "source"])
+def test_evaluate_pairs_against_reference_predictions(synth, tiny_model, tmp_path, monkeypatch, stand_in):
+    """Bounds for the L1 a model can get: predicting the driving frame itself scores 0 (the right
+    target is compared), the no-motion copy of the source scores the source-to-driving L1."""
+    import dagan.evaluation.protocols as protocols
+
+    monkeypatch.setattr(protocols, "reconstruct", lambda model, source, driving: locals()[stand_in].clone())
+    assert main(["pairs", str(synth), "-o", str(tmp_path / "p.csv"), "--num-pairs", "3"]) == 0
+    assert main(["evaluate", "--model", str(tiny_model), "--data", str(synth), "--protocol", "pairs", "--pairs",
+                 str(tmp_path / "p.csv"), "--cross-pairs", "0", "--size", "64", "--no-lpips", "-o",
+                 str(tmp_path / "r.json")]) == 0
+    rec = json.loads((tmp_path / "r.json").read_text())["reconstruction"]["metrics"]
+    if stand_in == "driving":
+        assert rec["L1"] == 0 and rec["SSIM"] == pytest.approx(1), rec
+    else:
+        from dagan.evaluation.metrics import l1, prepare
+        from dagan.data.datasets import EvaluationPairs
+
+        pairs = EvaluationPairs.read_csv(tmp_path / "p.csv", synth)
+        copy = np.mean([l1(prepare(pairs[i]["source"].permute(1, 2, 0).numpy(), 64),
+                           prepare(pairs[i]["driving"].permute(1, 2, 0).numpy(), 64)) for i in range(len(pairs))])
+        assert rec["L1"] == pytest.approx(copy, abs=2e-3) and rec["L1"] > 0.005, (rec["L1"], copy)
 
 
 def test_evaluate_errors(synth, tiny_model, tmp_path, capsys):
