@@ -326,28 +326,47 @@ def test_frame_sequence_clamps_short_clips(tmp_path):
 def test_frame_sequence_augmentation(root):
     ds = FrameSequenceDataset(root, image_size=SIZE, augment=True, num_repeats=4, seed=3)
     plain = FrameSequenceDataset(root, image_size=SIZE, augment=False, num_repeats=4, seed=3)
-    flips = jitters = 0
+    jitters = 0
     for i in range(len(ds)):
         item, ref = ds[i], plain[i]
         _assert_same(item, ds[i])
         assert item["frames_aug"].shape == (3, 3, SIZE, SIZE)
         assert item["indices"].tolist() == ref["indices"].tolist()  # augmentation draws after frames
-        # frames are flat grey, so a flip is invisible; check it is flipped-or-equal and jitter-free
+        # frames are flat grey, so a flip is invisible here (flips are counted on a ramp below); the
+        # un-jittered frames equal the plain dataset's
         assert torch.equal(item["frames"], ref["frames"])
         jitters += not torch.equal(item["frames_aug"], item["frames"])
     assert 0 < jitters < len(ds)
 
 
-def test_frame_sequence_flip_applies_to_all_frames(tmp_path):
-    folder = tmp_path / "train" / "a#1"
+def _write_ramp_clip(root: Path, n: int = 4) -> None:
+    """train/a#1: n frames of a left-right ramp, so that a flip shows (colour jitter keeps its order)."""
+    folder = root / "train" / "a#1"
     folder.mkdir(parents=True)
-    for k in range(4):  # a left-right ramp so that a flip shows
-        ramp = np.tile(np.linspace(0, 255, SIZE, dtype=np.uint8)[None, :, None], (SIZE, 1, 3))
+    ramp = np.tile(np.linspace(0, 255, SIZE, dtype=np.uint8)[None, :, None], (SIZE, 1, 3))
+    for k in range(n):
         Image.fromarray(ramp).save(folder / f"{k}.png")
+
+
+def test_frame_sequence_flip_applies_to_all_frames(tmp_path):
+    _write_ramp_clip(tmp_path)
     aug = ClipAugmentation(time_flip_prob=0.0, hflip_prob=1.0, brightness=0, contrast=0, saturation=0, hue=0)
     item = FrameSequenceDataset(tmp_path, image_size=SIZE, augment=aug)[0]
     assert all(f[0, 0, 0] > f[0, 0, -1] for f in item["frames"])
     assert torch.equal(item["frames"], item["frames_aug"])
+
+
+def test_frame_sequence_default_augmentation_flips_some_samples(tmp_path):
+    """depth_augmentation() flips with p = 0.5: some samples and not others, all frames of a sample alike."""
+    _write_ramp_clip(tmp_path)
+    ds = FrameSequenceDataset(tmp_path, image_size=SIZE, augment=True, num_repeats=16, seed=3)
+    flipped = []
+    for i in range(len(ds)):
+        frames = ds[i]["frames_aug"]
+        kinds = {bool(f[0, 0, 0] > f[0, 0, -1]) for f in frames}
+        assert len(kinds) == 1, f"sample {i}: some frames flipped, others not"
+        flipped.append(kinds.pop())
+    assert 0 < sum(flipped) < len(ds), f"{sum(flipped)} of {len(ds)} samples flipped"
 
 
 # --- evaluation pairs ------------------------------------------------------------------------

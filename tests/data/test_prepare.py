@@ -3,12 +3,15 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import dagan
 from dagan.cli.main import main
 from dagan.data.datasets import list_clips
-from dagan.io import probe_video
+from dagan.inference.face import detect_faces
+from dagan.io import iter_frames, probe_video
 
 SAMPLE = Path(dagan.__file__).parent / "assets" / "sample_driving.mp4"
 
@@ -40,8 +43,17 @@ def test_prepare_writes_dataset_layout(raw, tmp_path, capsys):
     assert all(len(s) == 1 for s in splits.values())
     info = probe_video(out / clips[0])
     assert (info.width, info.height, info.num_frames) == (64, 64, probe_video(SAMPLE).num_frames)
-    train = list_clips(out, "train") if (out / "train").exists() else {}
-    assert sum(len(v) for v in train.values()) + len(list((out / "test").glob("*.mp4"))) == 4
+    # --test-fraction 0.5 sends whole identities to test by crc32("0:<identity>") / 2³² < 0.5:
+    # alice 0.44 and carol 0.24 → test, bob 0.95 → train; both splits exist
+    assert sorted(p.name for p in (out / "test").glob("*.mp4")) == ["alice#a1.mp4", "alice#a2.mp4", "carol#c1.mp4"]
+    assert {k: len(v) for k, v in list_clips(out, "train").items()} == {"bob": 1}
+    # the output frames are face-centred: the face found in a frame sits in the middle of the crop
+    frame = next(iter_frames(out / "train" / "bob#b1.mp4"))
+    big = np.asarray(Image.fromarray(frame).resize((256, 256), Image.Resampling.BICUBIC))
+    boxes = detect_faces(big)
+    assert boxes, "no face in the prepared frame"
+    cx, cy = (boxes[0].x0 + boxes[0].x1) / 2 / 256, (boxes[0].y0 + boxes[0].y1) / 2 / 256
+    assert abs(cx - 0.5) < 0.1 and abs(cy - 0.5) < 0.15, (cx, cy)
 
 
 def test_prepare_errors(tmp_path, capsys):

@@ -333,18 +333,6 @@ def test_rasterize_known_values():
     assert face_id.shape == (3, 5) and (face_id == -1).all() and (depth == 0).all()
 
 
-def test_render_speed(head, camera):
-    import time
-
-    k = intrinsics_matrix(128)
-    rest = head_framing(head, k, 128)
-    render_head(head, np.r_[0.2, 0.1, 0.0, rest], k, 128)
-    start = time.perf_counter()
-    for _ in range(3):
-        render_head(head, np.r_[0.2, 0.1, 0.0, rest], k, 128, mouth_open=0.5)
-    assert (time.perf_counter() - start) / 3 < 0.2
-
-
 # --- motion ----------------------------------------------------------------------------------
 
 

@@ -48,8 +48,17 @@ def test_warp_identity_and_gradcheck():
     torch.testing.assert_close(warp(x, ident), x)
     grid = (ident * 0.9).requires_grad_()
     assert torch.autograd.gradcheck(lambda g: warp(x, g), (grid,))
-    # a deformation at a coarser size is resized bilinearly
-    assert warp(x, ident[:, ::2, ::2]).shape == x.shape
+    # a deformation at a coarser size is resized bilinearly (align_corners=False, borders clamped):
+    # the 3×3 identity samples at lin[0, 2, 4] become, at 6×6, input pixel positions
+    # p = (0, 0.5, 1.5, 2.5, 3.5, 4) along each axis (derived by hand), i.e. out = A·x·Aᵀ
+    coarse = warp(x, ident[:, ::2, ::2])
+    a = torch.zeros(6, 6, dtype=torch.float64)
+    for row, p in enumerate((0, 0.5, 1.5, 2.5, 3.5, 4)):
+        lo = math.floor(p)
+        a[row, lo] += 1 - (p - lo)
+        if p > lo:
+            a[row, lo + 1] += p - lo
+    torch.testing.assert_close(coarse, a @ x @ a.T)
 
 
 def test_keypoint_gaussians_gradcheck():

@@ -130,11 +130,20 @@ def _matrix(a, b, c, d):
 def test_display_matrix_all_eight_orientations(abcd, expected):
     """Display point (x', y') = (a·x + c·y, b·x + d·y) in y-down image coordinates."""
     img = np.arange(3 * 5 * 2).reshape(3, 5, 2)
-    assert np.array_equal(apply_display_matrix(img, _matrix(*abcd)), expected(img))
-    # Check the formula pointwise: the pixel right of the origin moves where (a, b) says.
+    # Check the formula pointwise: the pixel right of the origin moves where (a, b) says, the pixel
+    # below it where (c, d) says, with the three operations applied by hand in their stated order.
     a, b, c, d = abcd
     transpose, flip_x, flip_y = display_orientation(_matrix(*abcd))
     assert transpose == (a == 0)
+    marks = np.zeros((3, 5), int)
+    marks[0, 0], marks[0, 1], marks[1, 0] = 1, 2, 3  # origin, its right and its lower neighbour
+    shown = marks.swapaxes(0, 1) if transpose else marks
+    shown = shown[:, ::-1] if flip_x else shown
+    shown = shown[::-1] if flip_y else shown
+    (y0, x0), (y1, x1), (y2, x2) = (np.argwhere(shown == m)[0].tolist() for m in (1, 2, 3))
+    assert (x1 - x0, y1 - y0) == (a, b), f"flip_x={flip_x}, flip_y={flip_y}: x̂ goes to {(x1 - x0, y1 - y0)}"
+    assert (x2 - x0, y2 - y0) == (c, d), f"flip_x={flip_x}, flip_y={flip_y}: ŷ goes to {(x2 - x0, y2 - y0)}"
+    assert np.array_equal(apply_display_matrix(img, _matrix(*abcd)), expected(img))
 
 
 def test_display_matrix_none_is_identity():
@@ -275,6 +284,10 @@ def test_float_frames_are_accepted(tmp_path):
         for frame in _frames(3):
             writer.write(frame.astype(np.float32) / 255)
     assert probe_video(tmp_path / "f.mp4").num_frames == 3
+    # the pixels survive: float [0, 1] is scaled to 0…255 (a writer making black frames fails here)
+    for got, want in zip(iter_frames(tmp_path / "f.mp4"), _frames(3), strict=True):
+        error = float(np.abs(got.astype(int) - want).mean())
+        assert error < 3, f"decoded frame differs from the written one by {error:.1f} grey levels on average"
 
 
 def test_odd_size_and_bad_frames_are_programming_errors(tmp_path):

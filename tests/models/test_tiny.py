@@ -7,6 +7,7 @@ import torch
 
 import dagan
 from dagan.config import get_preset
+from dagan.geometry import make_coordinate_grid, normalize_keypoints
 from dagan.models import DaGAN, PoseNetwork, build_discriminator
 
 S = 64
@@ -47,11 +48,20 @@ def test_animate_matches_framewise_generation(model):
     src, drv = images(1, 1), images(5, 2)
     batched = model.animate(src, drv, batch_size=2)
     assert batched.shape == (5, 3, S, S)
-    single = torch.cat([model.animate(src, drv, batch_size=5)])
-    torch.testing.assert_close(batched, single, atol=1e-4, rtol=0)  # batching changes conv summation order
+    framewise = model.animate(src, drv, batch_size=1)
+    # batching changes only the conv summation order: far below what the driving motion changes
+    # (the untrained tiny generator reacts to motion by ~1e-4 only, SPADE by ~1)
+    motion = float((framewise[1:] - framewise[:1]).abs().max())
+    error = float((batched - framewise).abs().max())
+    assert error < 0.01 * motion, f"batch 2 vs frame by frame: {error:.3g}; motion changes frames by {motion:.3g}"
     # driving = source in absolute mode with identical keypoints: motion is the identity warp
-    absolute = model.animate(src, drv[:1], relative=False)
-    assert absolute.shape == (1, 3, S, S)
+    state = model.prepare_source(src)
+    kp = normalize_keypoints(state.keypoints, model.driving_keypoints(src), None, relative=False)
+    torch.testing.assert_close(kp.value, state.keypoints.value, atol=0, rtol=0)
+    with torch.no_grad():
+        out = model.generate(state, kp)
+    identity = make_coordinate_grid(S // 4, S // 4)[None]  # 1×h×w×2, x first
+    torch.testing.assert_close(out["deformation"], identity, atol=1e-5, rtol=0)
 
 
 def test_relative_first_frame_uses_source_keypoints(model):

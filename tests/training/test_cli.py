@@ -67,7 +67,7 @@ def test_sigkill_mid_run_then_resume(tmp_path, data_dir, depth_dir, dagan_cli):
     DaGAN.from_pretrained(run / "model")
 
 
-def test_torchrun_two_process_gloo_both_stages(tmp_path, data_dir, dagan_cli):
+def test_torchrun_two_process_gloo_both_stages(tmp_path, data_dir, dagan_cli, monkeypatch):
     depth_run, run = tmp_path / "depth", tmp_path / "run"
     result = dagan_cli(["train-depth", "--config", "tiny", "--data", str(data_dir), "--out", str(depth_run),
                       "--max-steps", "2"], torchrun=2, timeout=240)
@@ -88,3 +88,31 @@ def test_torchrun_two_process_gloo_both_stages(tmp_path, data_dir, dagan_cli):
     model = DaGAN.from_pretrained(run / "model")
     depth = load_depth(depth_run / "model")
     assert all(torch.equal(v, model.depth.state_dict()[k]) for k, v in depth.state_dict().items())
+    # DDP's first step against one-process runs of each rank's share of the same global batch and
+    # seed (each rank's batch, BatchNorm statistics and random draws; CPU has no SyncBatchNorm, so
+    # one process with batch 4 is not the same computation): the logged losses are their mean
+    shares = [_one_rank_first_step(tmp_path / f"rank{r}", r, data_dir, depth_run / "model", monkeypatch)
+              for r in range(2)]
+    for key, value in metrics[0].items():
+        if key in shares[0] and key in LOSS_TERMS:
+            expected = (shares[0][key] + shares[1][key]) / 2
+            assert value == pytest.approx(expected, rel=1e-3, abs=1e-6), (key, value, shares[0][key], shares[1][key])
+    assert any(shares[0][k] != shares[1][k] for k in LOSS_TERMS if k in shares[0]), "both ranks saw the same data"
+
+
+LOSS_TERMS = ("perceptual", "generator_gan", "feature_matching", "equivariance_value", "equivariance_jacobian",
+              "keypoint_distance", "discriminator_gan")
+
+
+def _one_rank_first_step(out, rank, data_dir, depth_dir, monkeypatch):
+    """Step 1 of `dagan train` in this process as rank `rank` of 2 (sampler share, per-rank seed), no collectives."""
+    from dagan.training import distributed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(distributed, "rank", lambda: rank)
+        patch.setattr(distributed, "world_size", lambda: 2)
+        patch.setattr(distributed, "is_main", lambda: True)
+        patch.setattr(distributed, "wrap", lambda module, device, **kw: module)  # no process group to wrap in
+        assert main(["train", "--config", "tiny", "--data", str(data_dir), "--depth", str(depth_dir), "--out", str(out),
+                     "--max-steps", "1", "--set", "allow_random_vgg=true"]) == 0
+    return read_metrics(out / "metrics.jsonl")[0]
