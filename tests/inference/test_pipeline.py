@@ -113,7 +113,7 @@ def test_relative_absolute_and_best_frame(tiny_dir, clip, tmp_path):
 
 
 def test_best_frame_auto_on_bundled_samples(tiny_dir, tmp_path, capsys, monkeypatch):
-    import dagan.inference.pipeline as pipeline
+    import dagan.inference.driving as pipeline  # where the best-frame search lives
 
     found = []  # landmarks of every crop the search looks at: the source's first, then each driving frame
     detect = pipeline.crop_landmarks
