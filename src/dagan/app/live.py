@@ -108,8 +108,7 @@ class LiveSession:
 
     def set_neutral(self) -> None:
         """The next frame becomes the reference pose of relative motion (and of the movement scale)."""
-        self.motion.initial = None
-        self.motion.scale = None
+        self.motion.reset()
 
     @torch.no_grad()
     def process(self, frame: np.ndarray) -> np.ndarray:

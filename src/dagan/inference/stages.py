@@ -275,6 +275,11 @@ class MotionTransfer:
         """The first face's movement scale (None until the initial frame is known)."""
         return None if self.scales is None else self.scales[0]
 
+    def reset(self) -> None:
+        """Forget the initial frame and the movement scales: the next frame becomes the reference."""
+        self.initial = None
+        self.scales = None
+
     def keypoints(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, Keypoints]:
         """Depth B×1×S×S and keypoints of B crops (S×S×3), as the runtime returns them."""
         with self.profile.stage("depth+keypoints"):
