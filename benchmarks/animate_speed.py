@@ -67,7 +67,11 @@ def ours(model, source, driving, batch_size, device, precision):
 
 @torch.no_grad()
 def original_way(model, source, driving):
-    """demo.py's make_animation: per frame, the generator re-encodes source image and depth."""
+    """demo.py's make_animation: per frame, the generator re-encodes source image and depth.
+
+    `return_attention=True` runs the attention as the original's code does: it materialises and
+    returns the B×N×N map (`bmm` → softmax → `bmm`, ../shared/reference/ANATOMY.md).
+    """
     depth_src = model.estimate_depth(source)
     kp_src = model.detect_keypoints(source, depth_src)
     d0 = model.estimate_depth(driving[:1])
@@ -78,7 +82,7 @@ def original_way(model, source, driving):
         frame = driving[i : i + 1]
         kp = model.detect_keypoints(frame, model.estimate_depth(frame))
         kp_norm = normalize_keypoints(kp_src, kp, kp_init, relative=True, scale=scale)
-        outs.append(model.generator(source, kp_norm, kp_src, depth_src)["prediction"])
+        outs.append(model.generator(source, kp_norm, kp_src, depth_src, return_attention=True)["prediction"])
     return torch.cat(outs)
 
 
