@@ -426,7 +426,7 @@ def load_truth(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _write_video(path: Path, frames: np.ndarray, fps: float) -> None:
-    from dagan.io.video import VideoWriter
+    from dagan.io.writers import VideoWriter
 
     h, w = frames.shape[1:3]
     with VideoWriter(path, fps, (w, h), crf=15, preset="medium") as writer:

@@ -13,7 +13,7 @@ import numpy as np
 
 from dagan.errors import DaganError
 from dagan.io import write_image
-from dagan.io.video import FrameWriter
+from dagan.io.writers import FrameWriter
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 

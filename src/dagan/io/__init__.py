@@ -4,16 +4,8 @@ Everything user-facing fails with `dagan.errors.DaganError` naming the file; wri
 """
 
 from dagan.io.image import read_image, to_float, to_uint8, write_image
-from dagan.io.video import (
-    FrameWriter,
-    VideoDecodeWarning,
-    VideoInfo,
-    VideoWriter,
-    iter_frames,
-    iter_frames_with_preview,
-    open_writer,
-    probe_video,
-)
+from dagan.io.video import VideoDecodeWarning, VideoInfo, iter_frames, iter_frames_with_preview, probe_video
+from dagan.io.writers import FrameWriter, VideoWriter, open_writer
 
 __all__ = [
     "read_image",
