@@ -1,5 +1,7 @@
 """The inference form: exact in fp32 after folding, bf16 close, heads float32, never saved."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from dagan.errors import DaganError
 from dagan.inference import optimize
 from dagan.inference.optimize import fold_batchnorm, inference_form
 from dagan.models import DaGAN
-from dagan.nn import ResBlock2d
+from dagan.nn import ResBlock2d, UpBlock2d
 
 S = 64
 
@@ -99,6 +101,28 @@ def test_fold_batchnorm_known_values():
     folded = fold_batchnorm(conv, bn)
     # BN(2x) = 3·(2x - 1)/2 + 0.5 = 3x - 1
     assert float(folded.weight.detach()) == pytest.approx(3.0) and float(folded.bias.detach()) == pytest.approx(-1.0)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_subpixel_upblock_equals_upsample_then_conv(channels_last):
+    """nearest ×2 → 3×3 conv as one 2×2 conv per output phase: same output, including the borders."""
+    torch.manual_seed(0)
+    block = UpBlock2d(6, 5).eval()
+    with torch.no_grad():
+        block.norm.running_mean.uniform_(-0.5, 0.5)
+        block.norm.running_var.uniform_(0.5, 2.0)
+    fast = optimize.fold_module(nn.Sequential(copy.deepcopy(block)))[0]
+    assert isinstance(fast, optimize.SubpixelConvReLU) and fast.conv.kernel_size == (2, 2)
+    assert fast.conv.weight.numel() == 4 * 5 * 6 * 4  # 16 taps per input/output pair instead of 36
+    x = torch.randn(2, 6, 7, 9)
+    ref = torch.relu(block.norm(block.conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest"))))
+    if channels_last:
+        fast, x = fast.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    out = fast(x)
+    assert out.shape == (2, 5, 14, 18) and out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    assert optimize.subpixel_conv(nn.Conv2d(6, 5, 3, padding=1, padding_mode="reflect")) is None
 
 
 def test_bad_precision_and_missing_compiler(model, monkeypatch):

@@ -7,6 +7,8 @@ What changes, all exact up to float rounding in fp32:
 - conv → BatchNorm (Same/Down/UpBlock2d, ResNet trunk and its downsample, ResBlock2d's norm2)
   becomes one conv with folded weights; the pre-activation ResBlock's norm1, which has no conv
   before it, becomes a per-channel affine fused with its ReLU (`addcmul` then in-place ReLU);
+- nearest ×2 → 3×3 conv (UpBlock2d) becomes one 2×2 conv per output phase on the low-resolution
+  input (`subpixel_conv`): 4/9 of the multiply-adds, and no upsampled copy in memory;
 - spectral norm (SPADE decoder) is removed, its eval-mode weight baked in;
 - weights are cast once to the run precision (no autocast re-casting on every call); the heads
   whose outputs feed softmaxes and coordinates (keypoint heatmaps and jacobians, the motion mask
@@ -73,6 +75,60 @@ class ConvReLU(nn.Module):
         return F.avg_pool2d(out, 2) if self.pool else out
 
 
+# Which rows (columns) of a 3×3 kernel fall on each of the two low-resolution taps, per output phase:
+# after nearest ×2, output row 2i+a reads upsampled rows 2i+a-1…2i+a+1 = low rows {i-1, i, i} (a = 0)
+# or {i, i, i+1} (a = 1).
+_PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+
+
+def subpixel_conv(conv: nn.Conv2d) -> nn.Conv2d | None:
+    """nearest ×2 → `conv` (3×3, zero padding 1) as one 2×2 conv on the low-resolution input.
+
+    The returned conv (padding 1, 4·Cout outputs, phase-major: channel (2a+b)·Cout + c) gives
+    B×4Cout×(H+1)×(W+1); output phase (a, b) of the upsampled result is its window [a:a+H, b:b+W].
+    Exact up to float rounding (each 2×2 tap sums the 3×3 taps that read the same input pixel), with
+    4/9 of the multiply-adds. None when `conv` is not a plain 3×3, stride 1, zero-padded conv.
+    """
+    plain = (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+             and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")
+    if not plain:
+        return None
+    w = conv.weight.double()
+    taps = _PHASE_TAPS.to(w.device)
+    phases = [torch.einsum("uk,oikl,vl->oiuv", taps[a], w, taps[b]) for a in (0, 1) for b in (0, 1)]
+    out = nn.Conv2d(conv.in_channels, 4 * conv.out_channels, 2, padding=1, bias=True, device=w.device)
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros(conv.out_channels, dtype=torch.float64)
+    with torch.no_grad():
+        out.weight.copy_(torch.cat(phases))
+        out.bias.copy_(bias.repeat(4))
+    return out
+
+
+class SubpixelConvReLU(nn.Module):
+    """Folded UpBlock2d without the upsampled copy: 2×2 conv of the input per phase → ReLU → interleave.
+
+    B×Cin×H×W → B×Cout×2H×2W, equal (to float rounding) to nearest ×2 → 3×3 conv → ReLU.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.conv = conv
+        self.out_channels = conv.out_channels // 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        phases = self.conv(x).relu_()  # B×4C×(H+1)×(W+1)
+        c = self.out_channels
+        out = torch.empty(b, c, 2 * h, 2 * w, dtype=phases.dtype, device=phases.device,
+                          memory_format=torch.channels_last if phases.is_contiguous(memory_format=torch.channels_last)
+                          else torch.contiguous_format)
+        for a in (0, 1):
+            for bb in (0, 1):
+                k = 2 * a + bb
+                out[:, :, a::2, bb::2] = phases[:, k * c:(k + 1) * c, a:a + h, bb:bb + w]
+        return out
+
+
 class FoldedResBlock(nn.Module):
     """ResBlock2d with norm1 as a fused affine+ReLU and norm2 folded into conv1. Shape preserved."""
 
@@ -104,10 +160,18 @@ def _fold_resnet_block(block: nn.Module) -> None:
         block.downsample = fold_batchnorm(conv, bn)
 
 
-def fold_module(root: nn.Module) -> nn.Module:
-    """Replace, in place, every foldable block under `root` by its BatchNorm-free equivalent."""
+def fold_module(root: nn.Module, subpixel: bool = True) -> nn.Module:
+    """Replace, in place, every foldable block under `root` by its BatchNorm-free equivalent.
+
+    With `subpixel`, upsampling blocks become `SubpixelConvReLU` (4/9 of the multiply-adds).
+    """
     for name, child in list(root.named_children()):
-        if isinstance(child, (SameBlock2d, DownBlock2d, UpBlock2d)):
+        if isinstance(child, UpBlock2d) and subpixel:
+            folded = fold_batchnorm(child.conv, child.norm)
+            phase_conv = subpixel_conv(folded)
+            setattr(root, name, SubpixelConvReLU(phase_conv) if phase_conv is not None
+                    else ConvReLU(folded, upsample=True))
+        elif isinstance(child, (SameBlock2d, DownBlock2d, UpBlock2d)):
             setattr(root, name, ConvReLU(fold_batchnorm(child.conv, child.norm),
                                          upsample=isinstance(child, UpBlock2d), pool=isinstance(child, DownBlock2d)))
         elif isinstance(child, ResBlock2d):
@@ -119,7 +183,7 @@ def fold_module(root: nn.Module) -> nn.Module:
                 _fold_pairs(child, [("conv1", "bn1")])
             elif isinstance(child, SPADEDecoder):
                 _remove_spectral_norm(child)
-            fold_module(child)
+            fold_module(child, subpixel)
     return root
 
 
@@ -150,20 +214,21 @@ def check_compiler() -> None:
 
 
 def inference_form(model, device: torch.device | str = "cpu", precision: str = "fp32",
-                   channels_last: bool = True, compile: bool = False):
+                   channels_last: bool = True, compile: bool = False, subpixel: bool = True):
     """A folded, cast, eval-mode copy of a `DaGAN` for `device` and `precision`.
 
     The copy keeps the DaGAN API (prepare_source, estimate_depth, detect_keypoints, generate,
     animate) and takes float32 or `precision` images; `model` is not modified. With `compile`, the
     depth network, keypoint detector and generator are wrapped in `torch.compile` (static shapes:
-    compiling happens in the first call at each batch size).
+    compiling happens in the first call at each batch size). `subpixel=False` keeps the upsampling
+    blocks as upsample → 3×3 conv (for comparison).
     """
     if precision not in DTYPES:
         raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
     if compile:
         check_compiler()
     fast = copy.deepcopy(model).eval()
-    fold_module(fast)
+    fold_module(fast, subpixel)
     fast.to(device=device, dtype=DTYPES[precision])
     for head in float32_heads(fast):
         head.float()
