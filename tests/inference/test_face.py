@@ -98,8 +98,9 @@ def test_landmarks_lie_on_the_face():
 
 
 def test_bad_image_shape():
-    with pytest.raises(ValueError, match="H×W×3"):
-        detect_faces(np.zeros((10, 10)))
+    with pytest.raises(ValueError, match="H×W×3 RGB or H×W gray"):
+        detect_faces(np.zeros((10, 10, 4)))
+    assert detect_faces(np.zeros((10, 10))) == []  # a gray (luma) image is fine
 
 
 # ---------------------------------------------------------------- crops

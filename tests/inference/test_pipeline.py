@@ -372,7 +372,10 @@ def test_signalled_run_leaves_nothing_and_keeps_the_existing_output(tiny_dir, lo
     cmd = [sys.executable, "-m", "dagan.cli.main", "animate", "--quiet", "--model", str(tiny_dir), "--source",
            str(ASSETS / "sample_source.png"), "--driving", str(long_clip), "--no-crop", "--batch-size", "2",
            "--overlap", "on", "-o", str(out)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default, as in a terminal: a parent started in the background (`cmd &` in a
+    # script) passes SIGINT on ignored, and Python then never turns it into KeyboardInterrupt.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(1200):  # until the run is writing (its temp file exists), at most ~2 minutes
             if proc.poll() is not None or any(p.name.endswith(".part.mp4") for p in tmp_path.iterdir()):

@@ -1,5 +1,7 @@
 """Detect every N frames and follow in between: schedule, re-detection on lost confidence, accuracy."""
 
+import math
+
 import numpy as np
 import pytest
 from helpers_media import face_on_background
@@ -87,6 +89,26 @@ def test_correlation_follower_follows_and_loses_a_vanished_face():
     assert follower.update(blank) is None and follower.update(frames[0]) is None  # stays lost until restarted
 
 
+def test_a_known_face_is_searched_for_at_a_pyramid_step_of_the_full_search(monkeypatch):
+    """Scheduled re-detections pass the followed face's size: a smaller working copy, same box sizes."""
+    import dagan.inference.face as face
+
+    big = face_on_background(240, 160, SCENE)
+    big = np.repeat(np.repeat(big, 2, axis=0), 2, axis=1)  # 960×640, face ≈ 175 px
+    sizes = []
+    run = face._detector().run
+    monkeypatch.setattr(face, "_detector", lambda: type("D", (), {"run": lambda self, img, up, t: (
+        sizes.append(img.shape[:2]) or run(img, up, t))})())
+    full = face.detect_faces(big)[0]
+    near = face.detect_faces(big, expected_side=full.width)[0]
+    step = sizes[1][1] / sizes[0][1]
+    assert sizes[0] == (427, 640) and step == pytest.approx((5 / 6) ** round(math.log(step, 5 / 6)), rel=0.01)
+    face_px = full.width * sizes[1][1] / big.shape[1]  # in the reduced working copy
+    assert step < 1 and face_px * 5 / 6 < 100 <= face_px  # reduced as long as the face stays ≥ 100 px
+    assert abs(near.width - full.width) <= 0.1 * full.width and near.iou(full) > 0.8
+    assert face.detect_faces(big, expected_side=60.0)[0] == full  # a small face: no further reduction
+
+
 @pytest.fixture(scope="module")
 def moving_face():
     """40 frames: the face sweeps 156 px right and bobs ±25 px (what a talking head does, faster)."""
@@ -94,11 +116,13 @@ def moving_face():
     return [face_on_background(x, y, SCENE) for x, y in path]
 
 
-def test_tracking_gives_the_crops_of_per_frame_detection(moving_face):
+@pytest.mark.parametrize("every", [10, 25])  # 25: the default
+def test_tracking_gives_the_crops_of_per_frame_detection(moving_face, every):
     every_frame = [t.crop_box for t in FaceTracker(detect_every=1).track(moving_face)]
-    tracker = FaceTracker(detect_every=10, follower=CorrelationFollower)
+    tracker = FaceTracker(detect_every=every, follower=CorrelationFollower)
     tracked = [t.crop_box for t in tracker.track(moving_face)]
-    assert tracker.report.detector_runs <= 4 + tracker.report.lost and tracker.report.followed >= 30
+    assert tracker.report.detector_runs <= math.ceil(40 / every) + tracker.report.lost
+    assert tracker.report.followed >= 30
 
     def gaps(boxes):  # |Δcx|, |Δcy|, |Δside| against per-frame detection, frame pixels
         return np.array([[abs(a.center[0] - b.center[0]), abs(a.center[1] - b.center[1]), abs(a.width - b.width)]
@@ -107,5 +131,5 @@ def test_tracking_gives_the_crops_of_per_frame_detection(moving_face):
     gap = gaps(tracked)
     side = np.mean([b.width for b in every_frame])  # ≈ 160 px
     assert gap.max() < 0.06 * side and gap.mean() < 0.025 * side, gap.max(0)  # a few pixels
-    interpolated = [t.crop_box for t in FaceTracker(detect_every=10).track(moving_face)]
+    interpolated = [t.crop_box for t in FaceTracker(detect_every=every).track(moving_face)]
     assert gaps(interpolated).max() > 3 * gap.max()  # following is what keeps the crops on the face

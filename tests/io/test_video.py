@@ -99,6 +99,17 @@ def test_frames_with_preview_are_reduced_from_the_same_picture(tmp_path):
         iter_frames_with_preview(clip, 4)
 
 
+def test_gray_previews_are_the_reduced_luma(tmp_path):
+    clip = make_clip(tmp_path / "g.mp4", num_frames=2, size=(160, 96), rotation=90, audio=None)
+    for (full, small), (_, rgb_small) in zip(iter_frames_with_preview(clip, 80, gray=True),
+                                             iter_frames_with_preview(clip, 80), strict=True):
+        assert full.shape == (160, 96, 3) and small.shape == (80, 48) and small.dtype == np.uint8  # upright
+        luma = rgb_small.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        assert np.abs(small - luma).mean() < 4
+    full, small = next(iter_frames_with_preview(clip, 400, gray=True))  # not reduced: still the luma
+    assert small.shape == full.shape[:2]
+
+
 def test_frames_with_preview_are_both_upright(tmp_path):
     clip = make_clip(tmp_path / "r.mp4", num_frames=2, size=(64, 48), rotation=90, audio=None)
     full, small = next(iter_frames_with_preview(clip, 32))

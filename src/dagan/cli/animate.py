@@ -8,7 +8,7 @@ from pathlib import Path
 from dagan.errors import DaganError
 
 DEFAULT_OUTPUT = "outputs/demo.mp4"
-DEFAULT_DETECT_EVERY = 10  # AnimateOptions.detect_every (not imported here: the parser must not load torch)
+DEFAULT_DETECT_EVERY = 25  # AnimateOptions.detect_every (not imported here: the parser must not load torch)
 
 
 def add_arguments(p):

@@ -128,6 +128,16 @@ def _shape_predictor():
     return dlib.shape_predictor(str(model_file("shape_predictor_68_face_landmarks.dat")))
 
 
+def _as_detector_image(image: np.ndarray) -> np.ndarray:
+    """H×W×3 RGB or H×W gray (a luma plane), uint8 and contiguous: what dlib's HOG detector takes."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        return np.ascontiguousarray(to_uint8(arr))
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 RGB or H×W gray image, got shape {arr.shape}")
+    return _as_rgb_uint8(arr)
+
+
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
@@ -135,7 +145,12 @@ def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(to_uint8(arr))
 
 
-def detect_faces(image: np.ndarray, *, max_side: int = 640, upsample: int | None = None) -> list[Box]:
+PYRAMID_STEP = 5 / 6  # dlib's pyramid_down<6>: each level is 5/6 of the one above
+EXPECTED_FACE_PX = 100.0  # a known face is searched for at a scale that keeps it this big (HOG window: 80)
+
+
+def detect_faces(image: np.ndarray, *, max_side: int = 640, upsample: int | None = None,
+                 expected_side: float | None = None) -> list[Box]:
     """Detect frontal faces with dlib's HOG detector.
 
     Large images are detected on a copy downscaled so the longer side is `max_side` (HOG cost grows
@@ -144,16 +159,22 @@ def detect_faces(image: np.ndarray, *, max_side: int = 640, upsample: int | None
     to ~40 px instead of ~80 px).
 
     Args:
-        image: H×W×3 RGB, uint8 or float in [0, 1].
+        image: H×W×3 RGB or H×W gray, uint8 or float in [0, 1].
         max_side: longer side of the working copy.
         upsample: dlib pyramid upsampling count; None = adaptive as above.
+        expected_side: the face's size when it is known (image pixels; a tracker re-detecting it).
+            The working copy is then reduced further, by whole steps of dlib's pyramid (5/6 each),
+            as long as such a face stays at least `EXPECTED_FACE_PX`: HOG's cost falls with the
+            pixels, and the boxes it can return are the same sizes the full-size search returns.
 
     Returns:
         Boxes in `image` pixels, largest first; `score` holds the detector margin (> 0).
     """
-    rgb = _as_rgb_uint8(image)
+    rgb = _as_detector_image(image)
     h, w = rgb.shape[:2]
     scale = min(1.0, max_side / max(h, w))
+    if expected_side is not None and expected_side * scale > EXPECTED_FACE_PX:
+        scale *= PYRAMID_STEP ** math.floor(math.log(EXPECTED_FACE_PX / (expected_side * scale), PYRAMID_STEP))
     work = rgb
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))

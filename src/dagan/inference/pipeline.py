@@ -74,7 +74,7 @@ class AnimateOptions:
     smooth_keypoints: float = 0.0  # One-Euro min cutoff in Hz; 0 disables
     audio: bool = True
     batch_size: int = 8  # driving frames per batch (the generator runs faces × frames at once)
-    detect_every: int = 10  # full face detection every N driving frames, tracked in between
+    detect_every: int = 25  # full face detection every N driving frames, followed in between
     faces: str = "largest"  # "largest", "all", or 1-based face numbers left to right ("1,3")
     audio_file: str | None = None  # the output's audio track, instead of the driving video's
 

@@ -158,10 +158,10 @@ def prepare_faces(runtime: Runtime, photo: np.ndarray, name: str, *, crop: bool,
 def read_frames(path: str, preview_side: int | None = None) -> Iterator:
     """Read: the driving video's upright H×W×3 uint8 frames, decoded one at a time.
 
-    With `preview_side`, (frame, reduced copy) pairs instead: the copy's longer side is at most
-    `preview_side`, scaled by swscale while converting from YUV (for detection and following).
+    With `preview_side`, (frame, reduced copy) pairs instead: the copy, h×w gray, has its longer
+    side at most `preview_side`, scaled by swscale from the luma plane (for detection and following).
     """
-    return iter_frames(path) if preview_side is None else iter_frames_with_preview(path, preview_side)
+    return iter_frames(path) if preview_side is None else iter_frames_with_preview(path, preview_side, gray=True)
 
 
 def track_faces(path: str, detect_every: int, *, follow: bool = True) -> FaceTracker:

@@ -232,9 +232,14 @@ class FaceTracker:
         self.report = TrackReport(self.source, detector_runs=first_index, misses=first_index)
         yield from self._run(iter(reopen()), (first_index, first_crop))
 
-    def _detect(self, item, previous: Box | None, index: int) -> Box | None:
+    def _detect(self, item, previous: Box | None, index: int, expected: Box | None = None) -> Box | None:
+        """The face on this frame, or None. `expected`: where the face is thought to be (full pixels)."""
         full, view, scale = _views(item)
-        boxes = self.detect(view) if self.detect is not None else detect_faces(view, max_side=self.max_side)
+        if self.detect is not None:
+            boxes = self.detect(view)
+        else:
+            side = None if expected is None else max(expected.width, expected.height) / scale
+            boxes = detect_faces(view, max_side=self.max_side, expected_side=side)
         boxes = [b.scaled(scale) for b in boxes] if scale != 1.0 else boxes
         self.report.detector_runs += 1
         if not boxes:
@@ -316,8 +321,10 @@ class FaceTracker:
             missed_before = last is not None and last_attempt > last[0]
             attempt = last is None or missed_before or index - last_attempt >= self.detect_every
             if attempt or (was_following and followed is None):  # lost: detect on this very frame
+                # a scheduled check of a face still held: its size is known, the search can be cheaper
+                expected = followed if attempt and not missed_before and last is not None else None
                 attempt, last_attempt = True, index
-                entry.face = self._detect(item, last_face, index)
+                entry.face = self._detect(item, last_face, index, expected)
             if entry.face is not None:
                 follow.start(item, entry.face)
             elif followed is not None:

@@ -275,30 +275,34 @@ def rgb_converter():
 
 
 def iter_frames_with_preview(
-    path: str | os.PathLike, max_side: int, rotate: bool = True
+    path: str | os.PathLike, max_side: int, rotate: bool = True, gray: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Like `iter_frames`, with each frame also reduced so its longer side is at most `max_side`.
 
     The reduced copy (for face detection and tracking) is scaled by swscale straight from the
     decoded YUV picture, which costs a fraction of resizing the full RGB frame. Frames already small
-    enough come back as the same array twice.
+    enough come back as the same array twice (RGB) or with their luma (gray). With `gray`, the copy
+    is the luma plane alone: a third of the conversion, and what dlib's detector and correlation
+    tracker reduce RGB to anyway.
 
     Yields:
-        (H×W×3, h×w×3) uint8 RGB pairs, both upright; h/H = w/W up to rounding.
+        (H×W×3, h×w×3) uint8 RGB pairs (h×w with `gray`), both upright; h/H = w/W up to rounding.
     """
     if max_side < 16:
         raise ValueError(f"max_side must be at least 16, got {max_side}")
     p, container = _open_input(path)
     to_rgb, shrink = rgb_converter(), VideoReformatter()
+    preview_format = "gray" if gray else "rgb24"
 
     def convert(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
         full = to_rgb(frame)  # H×W×3
-        scale = max_side / max(frame.width, frame.height)
-        if scale >= 1.0:
+        scale = min(1.0, max_side / max(frame.width, frame.height))
+        if scale == 1.0 and not gray:
             return full, full
         size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-        small = shrink.reformat(frame, width=size[0], height=size[1], format="rgb24", interpolation="BILINEAR")
-        return full, small.to_ndarray()  # h×w×3
+        small = shrink.reformat(frame, width=size[0], height=size[1], format=preview_format,
+                                interpolation="BILINEAR")
+        return full, small.to_ndarray()  # h×w×3 or h×w
 
     return _decode(p, container, rotate, convert)
 
