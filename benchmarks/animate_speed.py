@@ -8,7 +8,10 @@ Variants (each timed on the same frames; best of --repeats, interleaved so load 
 - ours fp32 / ours bf16 (fp16 on CUDA): the inference form (`dagan.inference.optimize`: BatchNorm
   folded, weights cast once, channels_last, tiled attention), source encoded once, batches of frames;
 - with --compile, the same under torch.compile (its compile time is reported);
-- with --ablation, the previous way (the loaded model under autocast) and bf16 without channels_last.
+- with --ablation, the previous way (the loaded model under autocast), bf16 without channels_last,
+  and fp32 without the sub-pixel upsampling convolutions.
+On a CPU without native bf16 (no AMX-BF16 / AVX-512-BF16) the bf16 variant is emulated and about ten
+times slower than fp32: it is timed once, on the first EMULATED_FRAMES frames, and says so.
 Quality: PSNR of bf16 against our fp32, and of our fp32 against the original way.
 Also printed: the CPU and its flags, which oneDNN kernels ran, FLOPs per frame (FlopCounterMode)
 against the measured fp32/bf16 matmul peak, and how far each variant is from that limit.
@@ -36,12 +39,13 @@ import torch.nn.functional as F
 from dagan.config import get_preset
 from dagan.geometry import normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
-from dagan.inference.hardware import cpu_flags, cpu_name, precision_note
+from dagan.inference.hardware import cpu_flags, cpu_name, native_bf16, precision_note
 from dagan.inference.optimize import DTYPES, inference_form
 from dagan.inference.pipeline import autocast_context, resolve_device
 from dagan.models import DaGAN
 
 TARGETS = {"ours fp32": "≥1.9×", "ours bf16": "≥5× AMX / ≥3× AVX-512-BF16"}
+EMULATED_FRAMES = 2  # frames an emulated-precision variant is timed on (once: it is far too slow to repeat)
 
 
 def frames_like_video(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,44 +181,69 @@ def flops_per_frame(fast, source, driving, batch_size) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- the run
+def emulation_note(device, precision: str) -> str:
+    if precision == "fp32" or device.type != "cpu" or native_bf16(device) is not False:
+        return ""
+    return f"; no native {precision} here: emulated, timed once on {EMULATED_FRAMES} frames"
+
+
 def build_variants(model, args, device, reduced: str):
     """name → (callable returning frames, note). Forms are built here, outside the timings."""
     b = args.batch_size
     variants = {"original": (lambda s, d: original_way(model, s, d), "batch 1, source per frame, fp32")}
     for precision in ("fp32", reduced):
         form = inference_form(model, device, precision)
-        variants[f"ours {precision}"] = (lambda s, d, f=form: f.animate(s, d, batch_size=b).float(),
-                                         f"batch {b}, inference form")
+        note = f"batch {b}, inference form" + emulation_note(device, precision)
+        variants[f"ours {precision}"] = (lambda s, d, f=form: f.animate(s, d, batch_size=b).float(), note)
         if args.compile:
             cform = inference_form(model, device, precision, compile=True)
             variants[f"ours {precision} compiled"] = (lambda s, d, f=cform: f.animate(s, d, batch_size=b).float(),
                                                       f"batch {b}, torch.compile")
     if args.ablation:
+        plain = inference_form(model, device, "fp32", subpixel=False)
+        variants["ours fp32 no subpixel"] = (lambda s, d, f=plain: f.animate(s, d, batch_size=b).float(),
+                                             "upsampling blocks as nearest ×2 → 3×3 conv")
         variants["previous fp32"] = (lambda s, d: ours(model, s, d, b, device, "fp32"), "loaded model, no folding")
-        variants[f"previous {reduced}"] = (lambda s, d: ours(model, s, d, b, device, reduced), "autocast")
+        variants[f"previous {reduced}"] = (lambda s, d: ours(model, s, d, b, device, reduced),
+                                           "autocast" + emulation_note(device, reduced))
         nchw = inference_form(model, device, reduced, channels_last=False)
         variants[f"ours {reduced} NCHW"] = (lambda s, d, f=nchw: f.animate(s, d, batch_size=b).float(),
-                                            "inference form without channels_last")
+                                            "inference form without channels_last" + emulation_note(device, reduced))
     return variants
 
 
+def emulated(name: str) -> bool:
+    """Variants whose precision this CPU only emulates (ten times slower or worse): timed once, on few frames."""
+    return "emulated" in name
+
+
 def time_variants(variants, source, driving, device, repeats):
-    """Warm up every variant (compile time = first call - best call), then interleave timed repeats."""
-    first, best, outputs = {}, {}, {}
-    for name, (fn, _) in variants.items():
+    """Warm up every variant (compile time = first call - best call), then interleave timed repeats.
+
+    Returns (first, best, outputs, frames): seconds per frame of the first and best call, each
+    variant's output, and how many frames each was timed on (EMULATED_FRAMES for emulated ones).
+    """
+    first, best, outputs, frames = {}, {}, {}, {}
+    for name, (fn, note) in variants.items():
+        d = driving[:EMULATED_FRAMES] if emulated(note) else driving
+        frames[name] = d.shape[0]
         sync(device)
         start = time.perf_counter()
-        outputs[name] = fn(source, driving)
+        outputs[name] = fn(source, d)
         sync(device)
-        first[name] = time.perf_counter() - start
+        first[name] = (time.perf_counter() - start) / frames[name]
+        if emulated(note):
+            best[name] = first[name]
     for _ in range(repeats):
-        for name, (fn, _) in variants.items():
+        for name, (fn, note) in variants.items():
+            if emulated(note):
+                continue
             sync(device)
             start = time.perf_counter()
             fn(source, driving)
             sync(device)
-            best[name] = min(best.get(name, math.inf), time.perf_counter() - start)
-    return first, best, outputs
+            best[name] = min(best.get(name, math.inf), (time.perf_counter() - start) / frames[name])
+    return first, best, outputs, frames
 
 
 def external_rows(module: str, function: str, *call_args) -> list[dict]:
@@ -273,27 +302,27 @@ def main():
         print(line)
 
     variants = build_variants(model, args, device, reduced)
-    first, best, outputs = time_variants(variants, source, driving, device, args.repeats)
+    first, best, outputs, counted = time_variants(variants, source, driving, device, args.repeats)
     if args.profile:
         for name in ("original", f"ours {reduced}"):
             profile_variant(variants[name][0], source, driving, name)
 
-    n, t_orig = args.frames, best["original"]
+    n, t_orig = args.frames, best["original"]  # seconds per frame
     rows = []
     for name, (_, note) in variants.items():
-        t = best[name]
+        t, k = best[name], counted[name]
         if name == "original":
             quality, against = "", ""
         elif name.startswith(("ours fp32", "previous fp32")):
-            quality, against = f"{psnr(outputs[name], outputs['original']):.1f}", "original"
+            quality, against = f"{psnr(outputs[name], outputs['original'][:k]):.1f}", "original"
         else:
-            quality, against = f"{psnr(outputs[name], outputs['ours fp32']):.1f}", "ours fp32"
+            quality, against = f"{psnr(outputs[name], outputs['ours fp32'][:k]):.1f}", "ours fp32"
         if name.endswith("compiled"):
-            note += f"; compile {first[name] - t:.0f} s"
+            note += f"; compile {(first[name] - t) * k:.0f} s"
         target = TARGETS.get(name, "")
         if name in TARGETS:
             target += "; PSNR ≥45" if name == "ours fp32" else "; PSNR ≥40"
-        rows.append((name, f"{n / t:.2f}", f"{t / n:.3f}", f"{t_orig / t:.2f}×", quality, against, target, note))
+        rows.append((name, f"{1 / t:.2f}", f"{t:.3f}", f"{t_orig / t:.2f}×", quality, against, target, note))
     extra = []
     if args.pipeline:
         extra += external_rows("pipeline_speed", "run_pipeline_benchmark", model, args)
@@ -306,14 +335,16 @@ def main():
 
     fast = inference_form(model, device, "fp32")
     per_frame, once = flops_per_frame(fast, source, driving, args.batch_size)
-    peaks = {"fp32": matmul_peak(torch.float32, device), reduced: matmul_peak(DTYPES[reduced], device)}
+    slow = bool(emulation_note(device, reduced))
+    peaks = {"fp32": matmul_peak(torch.float32, device),
+             reduced: matmul_peak(DTYPES[reduced], device, n=512 if slow else 2048, repeats=2 if slow else 5)}
     print(f"physical limit: {per_frame / 1e9:.1f} GFLOP per frame (+{once / 1e9:.1f} GFLOP once per source; "
-          f"FlopCounterMode, convs and matmuls); measured 2048² torch.mm peak: "
+          f"FlopCounterMode, convs and matmuls); measured torch.mm peak (2048², {reduced} {512 if slow else 2048}²): "
           + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
     for precision, peak in peaks.items():
         name = f"ours {precision}"
-        achieved = per_frame * n / best[name]
-        print(f"  {name}: limit {peak / per_frame:.2f} frames/s at the matmul peak; measured {n / best[name]:.2f} "
+        achieved = per_frame / best[name]
+        print(f"  {name}: limit {peak / per_frame:.2f} frames/s at the matmul peak; measured {1 / best[name]:.2f} "
               f"= {100 * achieved / peak:.0f} % of peak ({achieved / 1e9:.0f} GFLOP/s)")
 
 
