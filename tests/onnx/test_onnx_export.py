@@ -3,6 +3,7 @@ config.json, atomic writes, and every bad input as one clear line."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,8 +16,10 @@ from dagan.config import get_preset
 from dagan.errors import DaganError
 from dagan.inference.runtime import Runtime
 from dagan.models import DaGAN
-from dagan.onnx import OnnxModel, export_onnx, is_onnx_dir
+from dagan.assets import DEMO_MODEL
+from dagan.onnx import DEFAULT_OPSET, OnnxModel, export_onnx, is_onnx_dir
 from dagan.onnx import export as onnx_export
+from dagan.onnx.graphs import build_graphs, graph_specs
 from dagan.onnx.runtime import execution_providers
 
 
@@ -57,18 +60,18 @@ def test_batch_axis_is_dynamic(demo_export):
         np.testing.assert_allclose(a[0], b[0], atol=1e-5)
 
 
-def test_export_cli_refuses_an_existing_directory_and_replaces_it_with_force(demo_export, tmp_path, capsys):
-    out = tmp_path / "exported"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    assert main(["export", "-o", str(out)]) == 2
-    assert "already exists; pass --force" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text() == "mine"
-    assert main(["export", "-o", str(out), "--force"]) == 0
-    assert not (out / "keep.txt").exists() and is_onnx_dir(out)
-    assert [p.name for p in tmp_path.iterdir()] == ["exported"]  # no temporary or old directory left
-    assert json.loads((out / "config.json").read_text())["graphs"] == \
-        json.loads((demo_export / "config.json").read_text())["graphs"]  # the export is deterministic
+def test_export_cli_refuses_an_existing_directory_and_replaces_it_with_force(cli_export, tmp_path):
+    out = Path(cli_export["out"])
+    assert cli_export["refused"] == 2 and "already exists; pass --force" in cli_export["refused_err"]
+    assert cli_export["refused_err"].count("\n") == 1 and cli_export["kept"] == "mine"
+    assert cli_export["forced"] == 0 and not (out / "keep.txt").exists() and is_onnx_dir(out)
+    assert [p.name for p in Path(cli_export["root"]).iterdir()] == ["demo"]  # no temporary or old directory left
+    # the export is deterministic: one graph exported again is the same bytes (a whole export is tens of seconds)
+    model = DaGAN.from_pretrained(DEMO_MODEL)
+    again = tmp_path / "keypoints.onnx"
+    onnx_export.export_graph(build_graphs(model)["keypoints"], graph_specs(model)["keypoints"], again, DEFAULT_OPSET)
+    graphs = json.loads((out / "config.json").read_text())["graphs"]
+    assert onnx_export.sha256(again) == graphs["keypoints"]["sha256"]
 
 
 @pytest.mark.parametrize("args,message", [
