@@ -20,11 +20,12 @@ def test_convert_round_trip_identical_outputs(tmp_path, capsys):
     converted = dagan.DaGAN.from_pretrained(out)
     direct = dagan.from_original(checkpoint=files["checkpoint"], depth_encoder=files["depth_encoder"],
                                  depth_decoder=files["depth_decoder"])
+    # same config and every tensor bit-identical: the same model (the networks' outputs against the
+    # original code are tests/compat's job; running both here at 256² would prove nothing more)
+    assert converted.config.to_dict() == direct.config.to_dict()
+    assert list(converted.state_dict()) == list(direct.state_dict())
     for k, v in direct.state_dict().items():
         assert torch.equal(v, converted.state_dict()[k]), k
-    g = torch.Generator().manual_seed(0)
-    src, drv = torch.rand(1, 3, 256, 256, generator=g), torch.rand(1, 3, 256, 256, generator=g)
-    torch.testing.assert_close(converted.animate(src, drv), direct.animate(src, drv), atol=0, rtol=0)
     assert json.loads((out / "config.json").read_text())["source"]["license"].startswith("CC BY-NC")
 
     rc = main(["info", str(out), "--json"])
