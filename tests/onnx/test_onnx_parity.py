@@ -158,7 +158,9 @@ def test_vox256_spade_generator(vox_b, tmp_path):
     feed = {"source": src, "source_kp_value": state.keypoints.value, "source_kp_jacobian": state.keypoints.jacobian,
             "image_features": state.features.image, "depth_features": state.features.depth,
             "kp_value": kp_norm.value, "kp_jacobian": kp_norm.jacobian}
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # 1 under make test's two workers
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     (prediction,) = session.run(None, {k: v.numpy() for k, v in feed.items()})
     assert ref["prediction"].std() > 1e-3
     assert_parity(prediction, ref["prediction"], "SPADE prediction", image=True)

@@ -95,7 +95,8 @@ class OnnxModel:
 
     def make_runtime(self, device: str = "auto", precision: str = "fp32", *, threads: int | None = None,
                      optimization: str = "all") -> "OnnxRuntime":
-        """onnxruntime sessions for the three graphs on `device` (auto, cpu, cuda[:N], tensorrt[:N])."""
+        """onnxruntime sessions for the three graphs on `device` (auto, cpu, cuda[:N], tensorrt[:N]);
+        `threads` intra-op threads per session (default: `torch.get_num_threads()`)."""
         if precision != "fp32":
             raise DaganError(f"ONNX models run in fp32; --precision {precision} is for PyTorch model directories")
         return OnnxRuntime(self, device, threads=threads, optimization=optimization)
@@ -150,8 +151,9 @@ class OnnxRuntime:
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[optimization]
-        if threads:
-            options.intra_op_num_threads = threads
+        # as many threads as torch runs (its default: one per core); ONNX Runtime's own default
+        # ignores a process that has asked torch for fewer, and its spinning threads then fight them
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3
         self.sessions = {}
         for name, entry in model.graphs.items():
