@@ -194,14 +194,21 @@ def original_flops_per_frame(model, source, driving) -> float:
 
 
 # ---------------------------------------------------------------- the run
+def emulated(device, precision: str) -> bool:
+    """This CPU only emulates `precision` (ten times slower or worse): such variants are timed once, on few frames."""
+    return precision != "fp32" and device.type == "cpu" and native_bf16(device) is False
+
+
 def emulation_note(device, precision: str) -> str:
-    if precision == "fp32" or device.type != "cpu" or native_bf16(device) is not False:
-        return ""
-    return f"; no native {precision} here: emulated, timed once on {EMULATED_FRAMES} frames"
+    return f"; no native {precision} here: emulated, timed once on {EMULATED_FRAMES} frames" \
+        if emulated(device, precision) else ""
 
 
 def build_variants(model, args, device, reduced: str):
-    """name → (callable returning frames, note). Forms are built here, outside the timings."""
+    """name → (callable returning frames, note); `slow`: the names timed once (emulated precision).
+
+    Forms are built here, outside the timings. Returns (variants, slow).
+    """
     b = args.batch_size
     variants = {"original": (lambda s, d: original_way(model, s, d), "batch 1, source per frame, fp32")}
     for precision in ("fp32", reduced):
@@ -222,34 +229,30 @@ def build_variants(model, args, device, reduced: str):
         nchw = inference_form(model, device, reduced, channels_last=False)
         variants[f"ours {reduced} NCHW"] = (lambda s, d, f=nchw: f.animate(s, d, batch_size=b).float(),
                                             "inference form without channels_last" + emulation_note(device, reduced))
-    return variants
+    slow = {name for name in variants if emulated(device, reduced) and reduced in name}
+    return variants, slow
 
 
-def emulated(name: str) -> bool:
-    """Variants whose precision this CPU only emulates (ten times slower or worse): timed once, on few frames."""
-    return "emulated" in name
-
-
-def time_variants(variants, source, driving, device, repeats):
+def time_variants(variants, slow, source, driving, device, repeats):
     """Warm up every variant (compile time = first call - best call), then interleave timed repeats.
 
     Returns (first, best, outputs, frames): seconds per frame of the first and best call, each
-    variant's output, and how many frames each was timed on (EMULATED_FRAMES for emulated ones).
+    variant's output, and how many frames each was timed on (EMULATED_FRAMES for those in `slow`).
     """
     first, best, outputs, frames = {}, {}, {}, {}
-    for name, (fn, note) in variants.items():
-        d = driving[:EMULATED_FRAMES] if emulated(note) else driving
+    for name, (fn, _) in variants.items():
+        d = driving[:EMULATED_FRAMES] if name in slow else driving
         frames[name] = d.shape[0]
         sync(device)
         start = time.perf_counter()
         outputs[name] = fn(source, d)
         sync(device)
         first[name] = (time.perf_counter() - start) / frames[name]
-        if emulated(note):
+        if name in slow:
             best[name] = first[name]
     for _ in range(repeats):
-        for name, (fn, note) in variants.items():
-            if emulated(note):
+        for name, (fn, _) in variants.items():
+            if name in slow:
                 continue
             sync(device)
             start = time.perf_counter()
@@ -314,8 +317,8 @@ def main():
     for line in machine_report(device):
         print(line)
 
-    variants = build_variants(model, args, device, reduced)
-    first, best, outputs, counted = time_variants(variants, source, driving, device, args.repeats)
+    variants, slow_variants = build_variants(model, args, device, reduced)
+    first, best, outputs, counted = time_variants(variants, slow_variants, source, driving, device, args.repeats)
     if args.profile:
         for name in ("original", f"ours {reduced}"):
             profile_variant(variants[name][0], source, driving, name)
@@ -348,7 +351,7 @@ def main():
 
     fast = inference_form(model, device, "fp32")
     per_frame, once = flops_per_frame(fast, source, driving, args.batch_size)
-    slow = bool(emulation_note(device, reduced))
+    slow = emulated(device, reduced)
     peaks = {"fp32": matmul_peak(torch.float32, device),
              reduced: matmul_peak(DTYPES[reduced], device, n=512 if slow else 2048, repeats=2 if slow else 5)}
     original = original_flops_per_frame(model, source, driving)

@@ -131,11 +131,9 @@ def _shape_predictor():
 def _as_detector_image(image: np.ndarray) -> np.ndarray:
     """H×W×3 RGB or H×W gray (a luma plane), uint8 and contiguous: what dlib's HOG detector takes."""
     arr = np.asarray(image)
-    if arr.ndim == 2:
-        return np.ascontiguousarray(to_uint8(arr))
-    if arr.ndim != 3 or arr.shape[2] != 3:
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise ValueError(f"expected an H×W×3 RGB or H×W gray image, got shape {arr.shape}")
-    return _as_rgb_uint8(arr)
+    return np.ascontiguousarray(to_uint8(arr))
 
 
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:

@@ -166,14 +166,11 @@ def fold_module(root: nn.Module, subpixel: bool = True) -> nn.Module:
     With `subpixel`, upsampling blocks become `SubpixelConvReLU` (4/9 of the multiply-adds).
     """
     for name, child in list(root.named_children()):
-        if isinstance(child, UpBlock2d) and subpixel:
-            folded = fold_batchnorm(child.conv, child.norm)
-            phase_conv = subpixel_conv(folded)
+        if isinstance(child, (SameBlock2d, DownBlock2d, UpBlock2d)):
+            folded, up = fold_batchnorm(child.conv, child.norm), isinstance(child, UpBlock2d)
+            phase_conv = subpixel_conv(folded) if up and subpixel else None
             setattr(root, name, SubpixelConvReLU(phase_conv) if phase_conv is not None
-                    else ConvReLU(folded, upsample=True))
-        elif isinstance(child, (SameBlock2d, DownBlock2d, UpBlock2d)):
-            setattr(root, name, ConvReLU(fold_batchnorm(child.conv, child.norm),
-                                         upsample=isinstance(child, UpBlock2d), pool=isinstance(child, DownBlock2d)))
+                    else ConvReLU(folded, upsample=up, pool=isinstance(child, DownBlock2d)))
         elif isinstance(child, ResBlock2d):
             setattr(root, name, FoldedResBlock(child))
         else:
