@@ -40,6 +40,7 @@ from dagan.config import get_preset
 from dagan.geometry import normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
 from dagan.inference.hardware import cpu_flags, cpu_name, native_bf16, precision_note
+from dagan.inference.memory import keep_freed_memory
 from dagan.inference.optimize import DTYPES, inference_form
 from dagan.inference.pipeline import autocast_context, resolve_device
 from dagan.models import DaGAN
@@ -160,6 +161,9 @@ def machine_report(device: torch.device) -> list[str]:
     else:
         kernels = onednn_kernels()
         lines.append("oneDNN kernels: " + "; ".join(f"{k} → {v}" for k, v in sorted(kernels.items())))
+        kept = keep_freed_memory()  # process-wide, so every variant (the original's way too) runs with it
+        lines.append("allocator: " + ("freed blocks kept for reuse (dagan.inference.memory), for every variant"
+                                      if kept else "as the system has it (DAGAN_KEEP_FREED_MEMORY=0 or not glibc)"))
     note = precision_note(device, "bf16")
     if note:
         lines.append(note)

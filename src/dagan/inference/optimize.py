@@ -14,7 +14,8 @@ What changes, all exact up to float rounding in fp32:
   whose outputs feed softmaxes and coordinates (keypoint heatmaps and jacobians, the motion mask
   and occlusion) stay float32, and sampling grids are float32 throughout (see the models);
 - weights are channels_last where measured faster (CPU oneDNN and CUDA cuDNN both gain);
-- optionally `torch.compile` (off by default; needs a C++ compiler).
+- optionally `torch.compile` (off by default; needs a C++ compiler);
+- on CPU, freed activations stay in the process for reuse (`dagan.inference.memory`).
 
 The form is for inference only: its parameter layout differs, so it refuses `save_pretrained`.
 """
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagan.errors import DaganError
+from dagan.inference.memory import keep_freed_memory
 from dagan.models.resnet import BasicBlock, Bottleneck, ResNet
 from dagan.models.spade import SPADEDecoder
 from dagan.nn import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
@@ -224,6 +226,8 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
         raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
     if compile:
         check_compiler()
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()
     fast = copy.deepcopy(model).eval()
     fold_module(fast, subpixel)
     fast.to(device=device, dtype=DTYPES[precision])
