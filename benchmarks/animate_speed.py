@@ -9,7 +9,7 @@ Variants (each timed on the same frames; best of --repeats, interleaved so load 
   folded, weights cast once, channels_last, tiled attention), source encoded once, batches of frames;
 - with --compile, the same under torch.compile (its compile time is reported);
 - with --ablation, the previous way (the loaded model under autocast), bf16 without channels_last,
-  and fp32 without the sub-pixel upsampling convolutions.
+  fp32 without the sub-pixel upsampling convolutions, and fp32 without Winograd convolutions.
 On a CPU without native bf16 (no AMX-BF16 / AVX-512-BF16) the bf16 variant is emulated and about ten
 times slower than fp32: it is timed once, on the first EMULATED_FRAMES frames, and says so.
 Quality: PSNR of bf16 against our fp32, and of our fp32 against the original way.
@@ -227,6 +227,9 @@ def build_variants(model, args, device, reduced: str):
         plain = inference_form(model, device, "fp32", subpixel=False)
         variants["ours fp32 no subpixel"] = (lambda s, d, f=plain: f.animate(s, d, batch_size=b).float(),
                                              "upsampling blocks as nearest ×2 → 3×3 conv")
+        direct = inference_form(model, device, "fp32", winograd=False)
+        variants["ours fp32 direct convs"] = (lambda s, d, f=direct: f.animate(s, d, batch_size=b).float(),
+                                              "no Winograd: every 3×3 conv by oneDNN")
         variants["previous fp32"] = (lambda s, d: ours(model, s, d, b, device, "fp32"), "loaded model, no folding")
         variants[f"previous {reduced}"] = (lambda s, d: ours(model, s, d, b, device, reduced),
                                            "autocast" + emulation_note(device, reduced))

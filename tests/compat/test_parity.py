@@ -9,6 +9,7 @@ from dagan.compat import load_original_discriminator, original_to_ours
 from dagan.geometry import Keypoints, normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
 from dagan.inference.optimize import inference_form
+from dagan.inference.winograd import WinogradConv2d
 from dagan.models.attention import DepthAwareAttention
 from dagan.nn import gaussian_kernel
 from reference import manifest, recipe_state, reference_dir, write_original_files
@@ -112,7 +113,8 @@ def test_animate_relative_and_absolute(case):
 
 def test_inference_form_matches_the_fixtures(case):
     fx = case["fx"]
-    fast = inference_form(case["model"])  # BatchNorm folded, channels_last, fp32
+    fast = inference_form(case["model"])  # BatchNorm folded, channels_last, fp32, Winograd convs
+    assert any(isinstance(m, WinogradConv2d) for m in fast.modules())
     src, drv = fx["input.source"], fx["input.driving"]
     with torch.no_grad():
         close(fast.estimate_depth(drv), fx["depth.driving"], FINE)

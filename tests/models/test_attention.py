@@ -47,13 +47,31 @@ def test_tiled_matches_explicit_softmax(channels, side):
     torch.testing.assert_close(attn.double(), want_attn, atol=1e-6, rtol=0)
 
 
-def test_partial_last_tile_and_no_full_score_matrix(monkeypatch):
+@pytest.mark.parametrize("grad", [True, False], ids=["autograd-batched", "no-grad-into"])
+def test_partial_last_tile_and_no_full_score_matrix(monkeypatch, grad):
     g = torch.Generator().manual_seed(0)
     q, k, v = torch.rand(3, 100, 4, generator=g), torch.rand(3, 4, 100, generator=g), torch.rand(3, 8, 100, generator=g)
     full = torch.bmm(v, torch.softmax(torch.bmm(q, k), -1).transpose(1, 2))
     shapes = []
-    softmax = torch.softmax
-    monkeypatch.setattr(attention_module.torch, "softmax", lambda x, dim: shapes.append(x.shape) or softmax(x, dim))
-    out = tiled_attention(q, k, v, tile=32)
+    if grad:
+        q.requires_grad_(True)
+        softmax = torch.softmax
+        monkeypatch.setattr(attention_module.torch, "softmax", lambda x, dim: shapes.append(x.shape) or softmax(x, dim))
+    else:
+        softmax_ = attention_module.softmax_rows_
+        monkeypatch.setattr(attention_module, "softmax_rows_", lambda x: shapes.append(x.shape) or softmax_(x))
+    with torch.set_grad_enabled(grad):
+        out = tiled_attention(q, k, v, tile=32)
     torch.testing.assert_close(out, full, atol=1e-6, rtol=0)
-    assert shapes == [(3, 32, 100)] * 3 + [(3, 4, 100)]
+    if grad:
+        assert out.requires_grad and shapes == [(3, 32, 100)] * 3 + [(3, 4, 100)]
+    else:
+        assert shapes == ([(32, 100)] * 3 + [(4, 100)]) * 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_softmax_in_place_equals_out_of_place(dtype):
+    x = torch.randn(64, 300, generator=torch.Generator().manual_seed(1)).to(dtype) * 4
+    want = torch.softmax(x, dim=-1)
+    got = attention_module.softmax_rows_(x.clone())
+    assert torch.equal(got, want)

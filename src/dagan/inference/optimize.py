@@ -14,6 +14,8 @@ What changes, all exact up to float rounding in fp32:
   whose outputs feed softmaxes and coordinates (keypoint heatmaps and jacobians, the motion mask
   and occlusion) stay float32, and sampling grids are float32 throughout (see the models);
 - weights are channels_last where measured faster (CPU oneDNN and CUDA cuDNN both gain);
+- in float32 on CPU, wide 3×3 convs run by Winograd's F(4×4, 3×3) (`dagan.inference.winograd`):
+  1/4 of the multiply-adds, error a few times the direct conv's rounding;
 - optionally `torch.compile` (off by default; needs a C++ compiler);
 - on CPU, freed activations stay in the process for reuse (`dagan.inference.memory`).
 
@@ -31,6 +33,7 @@ from torch import nn
 
 from dagan.errors import DaganError
 from dagan.inference.memory import keep_freed_memory
+from dagan.inference.winograd import winograd_convs
 from dagan.models.resnet import BasicBlock, Bottleneck, ResNet
 from dagan.models.spade import SPADEDecoder
 from dagan.nn import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
@@ -213,20 +216,23 @@ def check_compiler() -> None:
 
 
 def inference_form(model, device: torch.device | str = "cpu", precision: str = "fp32",
-                   channels_last: bool = True, compile: bool = False, subpixel: bool = True):
+                   channels_last: bool = True, compile: bool = False, subpixel: bool = True,
+                   winograd: bool | None = None):
     """A folded, cast, eval-mode copy of a `DaGAN` for `device` and `precision`.
 
     The copy keeps the DaGAN API (prepare_source, estimate_depth, detect_keypoints, generate,
     animate) and takes float32 or `precision` images; `model` is not modified. With `compile`, the
     depth network, keypoint detector and generator are wrapped in `torch.compile` (static shapes:
     compiling happens in the first call at each batch size). `subpixel=False` keeps the upsampling
-    blocks as upsample → 3×3 conv (for comparison).
+    blocks as upsample → 3×3 conv (for comparison). `winograd` (default: float32 on CPU without
+    `compile`) computes the wide 3×3 convs by `winograd_convs`.
     """
     if precision not in DTYPES:
         raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
     if compile:
         check_compiler()
-    if torch.device(device).type == "cpu":
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu:
         keep_freed_memory()
     fast = copy.deepcopy(model).eval()
     fold_module(fast, subpixel)
@@ -235,6 +241,8 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
         head.float()
     if channels_last:
         fast.to(memory_format=torch.channels_last)
+    if (on_cpu and precision == "fp32" and not compile) if winograd is None else winograd:
+        winograd_convs(fast)
     fast.requires_grad_(False)
     fast.inference_precision = precision
     if compile:

@@ -14,12 +14,39 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: int
     tile. Measured faster than `scaled_dot_product_attention` here: with d ≠ C its CPU fused kernel
     is unavailable (the math fallback holds B×N×N), and zero-padding d to C (or C/d heads) to reach
     the fused kernel costs C/d times the q·k work (benchmarks/animate_speed.py, vox-256 shapes).
+    On CPU without autograd, one frame at a time into one reused score tile (`attention_into`).
     """
+    if q.device.type == "cpu" and not (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))):
+        return attention_into(q, k, v, tile)
     tiles = []
     for start in range(0, q.shape[1], tile):
         scores = torch.softmax(torch.bmm(q[:, start : start + tile], k), dim=-1)  # B×T×N
         tiles.append(torch.bmm(v, scores.transpose(1, 2)))  # B×C×T
     return tiles[0] if len(tiles) == 1 else torch.cat(tiles, dim=2)
+
+
+def softmax_rows_(scores: torch.Tensor) -> torch.Tensor:
+    """Row softmax in place (T×N): each row's max is read before any of it is overwritten."""
+    return torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+
+
+def attention_into(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: int = QUERY_TILE) -> torch.Tensor:
+    """`tiled_attention` without autograd: per frame and query tile, q·k into one reused T×N buffer,
+    softmax in place, values written straight into the B×C×N result.
+
+    A 1024×4096 float32 tile (16 MB) stays in the last-level cache, so the softmax and the value
+    product read it from there; vox-256 at batch 8 on the 2-core AMD EPYC: 0.90 → 0.73 s per call.
+    """
+    b, n = k.shape[0], q.shape[1]
+    out = torch.empty(b, v.shape[1], n, dtype=v.dtype, device=v.device)
+    scores = torch.empty(min(tile, n), k.shape[2], dtype=q.dtype, device=q.device)
+    for i in range(b):
+        for start in range(0, n, tile):
+            rows = scores[: min(tile, n - start)]
+            torch.mm(q[i, start : start + tile], k[i], out=rows)
+            softmax_rows_(rows)
+            torch.mm(v[i], rows.t(), out=out[i, :, start : start + tile])
+    return out
 
 
 class DepthAwareAttention(nn.Module):

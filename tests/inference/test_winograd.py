@@ -1,0 +1,114 @@
+"""Winograd F(4×4, 3×3) convs: the transforms are the textbook matrices, the conv equals a float64
+conv to float32 rounding, small outputs fall back to the direct conv, only wide plain convs qualify."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dagan.config import get_preset
+from dagan.inference import winograd
+from dagan.inference.optimize import inference_form
+from dagan.inference.winograd import G, WinogradConv2d, input_transform, output_transform, winograd_convs, winograd_eligible
+from dagan.models import DaGAN
+
+# Bᵀ and Aᵀ for interpolation points 0, ±1, ±2, ∞ (Lavin & Gray 2016), written out to check the code's rows.
+BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                   [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
+AT = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                  dtype=torch.float64)
+
+
+def test_matrices_compute_a_valid_correlation():
+    g = torch.Generator().manual_seed(0)
+    d, w = torch.randn(6, 6, generator=g, dtype=torch.float64), torch.randn(3, 3, generator=g, dtype=torch.float64)
+    y = AT @ ((G @ w @ G.T) * (BT @ d @ BT.T)) @ AT.T
+    want = F.conv2d(d[None, None], w[None, None])[0, 0]  # 4×4, cross-correlation like nn.Conv2d
+    torch.testing.assert_close(y, want, atol=1e-12, rtol=0)
+
+
+def test_transform_functions_apply_bt_and_at():
+    g = torch.Generator().manual_seed(1)
+    d = torch.randn(6, 5, 3, generator=g, dtype=torch.float64)
+    out, tmp = torch.empty_like(d), torch.empty(4, 5, 3, dtype=torch.float64)
+    input_transform(list(d), out, tmp)
+    torch.testing.assert_close(out, torch.einsum("ij,jab->iab", BT, d), atol=1e-12, rtol=0)
+    m = torch.randn(6, 5, 3, generator=g, dtype=torch.float64)
+    got = [torch.empty(5, 3, dtype=torch.float64) for _ in range(4)]
+    output_transform(list(m), got, tmp)
+    torch.testing.assert_close(torch.stack(got), torch.einsum("ij,jab->iab", AT, m), atol=1e-12, rtol=0)
+
+
+def conv(cin, cout, padding, bias=True):
+    torch.manual_seed(cin * 31 + cout + padding)
+    return nn.Conv2d(cin, cout, 3, padding=padding, bias=bias).eval()
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize(("batch", "h", "w"), [(1, 18, 18), (2, 21, 34), (1, 37, 19)])
+@pytest.mark.parametrize("channels_last", [False, True])
+@torch.no_grad()
+def test_equals_float64_conv(padding, batch, h, w, channels_last):
+    direct = conv(12, 20, padding, bias=(h % 2 == 0))
+    x = torch.rand(batch, 12, h, w, generator=torch.Generator().manual_seed(h * w)) * 2 - 1
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    got = WinogradConv2d(direct)(x)
+    want = F.conv2d(x.double(), direct.weight.double(), None if direct.bias is None else direct.bias.double(),
+                    padding=padding)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    assert got.stride(1) == 1  # channels innermost, as the channels_last inference form expects
+    err, direct_err = (got.double() - want).abs().max(), (direct(x).double() - want).abs().max()
+    assert err < 2e-5 * want.abs().max(), (float(err), float(direct_err))  # F(4,3): ~10× the direct rounding
+
+
+@torch.no_grad()
+def test_small_outputs_run_the_direct_conv():
+    direct = conv(6, 8, 1)
+    side = winograd.MIN_SIDE
+    small, large = torch.rand(2, 6, side - 1, side - 1), torch.rand(2, 6, side, side)
+    assert torch.equal(WinogradConv2d(direct)(small), direct(small))
+    assert not torch.equal(WinogradConv2d(direct)(large), direct(large))  # rounded differently: not the fallback
+
+
+@torch.no_grad()
+def test_output_is_channels_last_with_the_bias_everywhere():
+    direct = conv(4, 5, 1)
+    nn.init.zeros_(direct.weight)
+    out = WinogradConv2d(direct)(torch.rand(1, 4, 20, 24))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, direct.bias.view(1, 5, 1, 1).expand(1, 5, 20, 24), atol=0, rtol=0)
+
+
+def test_only_wide_plain_float32_convs_are_eligible():
+    wide = winograd.MIN_CHANNELS
+    assert winograd_eligible(nn.Conv2d(wide, wide, 3, padding=1))
+    assert winograd_eligible(nn.Conv2d(wide * 2, wide, 3, padding=0, bias=False))
+    rejected = [nn.Conv2d(wide // 2, wide, 3, padding=1), nn.Conv2d(wide, wide, 3, stride=2, padding=1),
+                nn.Conv2d(wide, wide, 1), nn.Conv2d(wide, wide, 3, padding=2),
+                nn.Conv2d(wide, wide, 3, padding=1, padding_mode="reflect"),
+                nn.Conv2d(wide, wide, 3, padding=1, dilation=2), nn.Conv2d(wide, wide, 3, padding=1, groups=2),
+                nn.Conv2d(wide, wide, 3, padding=1).bfloat16(), type("Sub", (nn.Conv2d,), {})(wide, wide, 3)]
+    assert not any(winograd_eligible(c) for c in rejected)
+    assert winograd_eligible(nn.Conv2d(8, 8, 3, padding=1), min_channels=8)
+
+
+def test_replaces_nested_convs_and_counts_them():
+    root = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Sequential(nn.ReLU(), nn.Conv2d(8, 8, 3)), nn.Conv2d(8, 8, 1))
+    assert winograd_convs(root, min_channels=8) == 2
+    assert [type(m).__name__ for m in root.modules() if isinstance(m, (nn.Conv2d, WinogradConv2d))].count("WinogradConv2d") == 2
+    assert isinstance(root[2], nn.Conv2d) and winograd_convs(root, min_channels=8) == 0  # idempotent: fallbacks stay direct
+
+
+@torch.no_grad()
+def test_inference_form_uses_it_in_fp32_on_cpu_only(monkeypatch):
+    torch.manual_seed(0)
+    model = DaGAN(get_preset("tiny")).eval()
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)  # every plain 3×3 conv of the tiny preset qualifies
+    fast = inference_form(model, "cpu", "fp32")
+    assert any(isinstance(m, WinogradConv2d) for m in fast.modules())
+    g = torch.Generator().manual_seed(3)
+    src, drv = torch.rand(1, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    torch.testing.assert_close(fast.animate(src, drv), model.animate(src, drv), atol=1e-4, rtol=0)
+    for form in (inference_form(model, "cpu", "fp32", winograd=False), inference_form(model, "cpu", "bf16")):
+        assert not any(isinstance(m, WinogradConv2d) for m in form.modules())
