@@ -33,9 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import dagan  # noqa: F401  (first, as the `dagan` command: it sets OpenMP's spinning before torch loads)
 import torch
 import torch.nn.functional as F
 
+from dagan._openmp import spin_setting
 from dagan.config import get_preset
 from dagan.geometry import normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
@@ -164,6 +166,7 @@ def machine_report(device: torch.device) -> list[str]:
         kept = keep_freed_memory()  # process-wide, so every variant (the original's way too) runs with it
         lines.append("allocator: " + ("freed blocks kept for reuse (dagan.inference.memory), for every variant"
                                       if kept else "as the system has it (DAGAN_KEEP_FREED_MEMORY=0 or not glibc)"))
+        lines.append(f"OpenMP idle threads: {spin_setting()} (dagan._openmp)")
     note = precision_note(device, "bf16")
     if note:
         lines.append(note)

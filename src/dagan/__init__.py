@@ -6,11 +6,15 @@ Public API:
     model.estimate_depth(images), model.detect_keypoints(images, depth), model.animate(source, driving)
 """
 
-from dagan.compat import from_original
-from dagan.config import ModelConfig, get_preset
-from dagan.errors import DaganError
-from dagan.geometry import Keypoints
-from dagan.models import DaGAN
+from dagan._openmp import limit_spinning
+
+limit_spinning()  # before the first import of torch (below)
+
+from dagan.compat import from_original  # noqa: E402
+from dagan.config import ModelConfig, get_preset  # noqa: E402
+from dagan.errors import DaganError  # noqa: E402
+from dagan.geometry import Keypoints  # noqa: E402
+from dagan.models import DaGAN  # noqa: E402
 
 __version__ = "0.1.0"
 
