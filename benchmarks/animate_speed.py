@@ -33,8 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import dagan  # noqa: F401  (first, as the `dagan` command: it sets OpenMP's spinning before torch loads)
-import torch
+import torch  # before dagan: libgomp keeps its default spinning, which the original's batch-1 way runs best with
 import torch.nn.functional as F
 
 from dagan._openmp import spin_setting
