@@ -7,9 +7,9 @@ default against 79–93 ms with 2000 (`benchmarks/pipeline_speed.py`, three alte
 networks alone at batch 8 unchanged within the noise. The cost: a thread woken from sleep starts
 later, which slows many small parallel regions; the original's batch-1 way on vox-256 ran at 0.81
 frames/s against 0.92 with the default (two alternating runs of `benchmarks/animate_speed.py`,
-which therefore keeps the default). Set GOMP_SPINCOUNT yourself to choose. libgomp reads the variable once, when torch loads it,
-so this only takes effect when dagan is imported first (as the `dagan` command does); a value the
-user set is kept.
+which therefore keeps the default). Set GOMP_SPINCOUNT yourself to choose. libgomp reads the
+variable once, when torch loads it, so this only takes effect when dagan is imported first (as the
+`dagan` command does); a value the user set is kept.
 """
 
 import os
