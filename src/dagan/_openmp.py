@@ -18,7 +18,6 @@ import sys
 SPIN_COUNT = "2000"
 
 
-
 def spin_setting() -> str:
     """One line for benchmark reports: the libgomp spin setting in effect (read at torch import)."""
     policy = os.environ.get("OMP_WAIT_POLICY")

@@ -241,7 +241,9 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
         head.float()
     if channels_last:
         fast.to(memory_format=torch.channels_last)
-    if (on_cpu and precision == "fp32" and not compile) if winograd is None else winograd:
+    if winograd is None:
+        winograd = on_cpu and precision == "fp32" and not compile
+    if winograd:
         winograd_convs(fast)
     fast.requires_grad_(False)
     fast.inference_precision = precision

@@ -78,8 +78,7 @@ class WinogradConv2d(nn.Module):
         self.register_buffer("u", u.float().contiguous())  # 36×Cin×Cout
         bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels, device=w.device)
         self.register_buffer("bias", bias.contiguous())
-        self.padding = conv.padding[0]
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.padding, self.out_channels = conv.padding[0], conv.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
