@@ -306,7 +306,9 @@ def test_profile_table(tiny_dir, tmp_path, capsys):
         assert per_frame == pytest.approx(1000 * seconds / 12, abs=0.5)  # seconds are printed to 0.01
     busy = int(text.split("networks busy ")[1].split("%")[0])
     assert 0 < busy <= 100
-    assert abs(busy - 100 * (rows["depth+keypoints"][0] + rows["generator"][0]) / wall) <= 1
+    per_frame = {name: rows[name][1] for name in ("depth+keypoints", "generator", "wall")}  # printed to 0.1 ms
+    from_rows = 100 * (per_frame["depth+keypoints"] + per_frame["generator"]) / per_frame["wall"]
+    assert abs(busy - from_rows) <= 0.5 + 100 * 0.15 / per_frame["wall"]  # busy's rounding + the rows'
     assert "(12 frames" in text and "face detector ran on" in text
     runs = int(text.split("face detector ran on ")[1].split()[0])
     assert 3 <= runs < 12  # every 5th frame, plus any re-detection after a lost track

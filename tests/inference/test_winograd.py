@@ -9,7 +9,7 @@ from torch import nn
 from dagan.config import get_preset
 from dagan.inference import winograd
 from dagan.inference.optimize import inference_form
-from dagan.inference.winograd import G, WinogradConv2d, input_transform, output_transform, winograd_convs, winograd_eligible
+from dagan.inference.winograd import G, WinogradConv2d, winograd_convs, winograd_eligible
 from dagan.models import DaGAN
 
 # Bᵀ and Aᵀ for interpolation points 0, ±1, ±2, ∞ (Lavin & Gray 2016), written out to check the code's rows.
@@ -27,16 +27,12 @@ def test_matrices_compute_a_valid_correlation():
     torch.testing.assert_close(y, want, atol=1e-12, rtol=0)
 
 
-def test_transform_functions_apply_bt_and_at():
-    g = torch.Generator().manual_seed(1)
-    d = torch.randn(6, 5, 3, generator=g, dtype=torch.float64)
-    out, tmp = torch.empty_like(d), torch.empty(4, 5, 3, dtype=torch.float64)
-    input_transform(list(d), out, tmp)
-    torch.testing.assert_close(out, torch.einsum("ij,jab->iab", BT, d), atol=1e-12, rtol=0)
-    m = torch.randn(6, 5, 3, generator=g, dtype=torch.float64)
-    got = [torch.empty(5, 3, dtype=torch.float64) for _ in range(4)]
-    output_transform(list(m), got, tmp)
-    torch.testing.assert_close(torch.stack(got), torch.einsum("ij,jab->iab", AT, m), atol=1e-12, rtol=0)
+def test_module_matrices_are_the_textbook_ones():
+    torch.testing.assert_close(winograd.BT, BT, atol=0, rtol=0)
+    torch.testing.assert_close(winograd.AT, AT, atol=0, rtol=0)
+    m = WinogradConv2d(nn.Conv2d(4, 4, 3))
+    torch.testing.assert_close(m.bt2.double(), torch.kron(BT, BT), atol=0, rtol=0)
+    torch.testing.assert_close(m.at2.double(), torch.kron(AT, AT), atol=0, rtol=0)
 
 
 def conv(cin, cout, padding, bias=True):

@@ -16,6 +16,8 @@ What changes, all exact up to float rounding in fp32:
 - weights are channels_last where measured faster (CPU oneDNN and CUDA cuDNN both gain);
 - in float32 on CPU, wide 3×3 convs run by Winograd's F(4×4, 3×3) (`dagan.inference.winograd`):
   1/4 of the multiply-adds, error a few times the direct conv's rounding;
+- on CPU, float32 convs to at most 4 channels (the 7×7 heads) run as a k×1 conv to k·Cout
+  channels plus k shifted adds (`dagan.inference.narrow`), which oneDNN vectorises;
 - optionally `torch.compile` (off by default; needs a C++ compiler);
 - on CPU, freed activations stay in the process for reuse (`dagan.inference.memory`).
 
@@ -33,6 +35,7 @@ from torch import nn
 
 from dagan.errors import DaganError
 from dagan.inference.memory import keep_freed_memory
+from dagan.inference.narrow import narrow_convs
 from dagan.inference.winograd import winograd_convs
 from dagan.models.resnet import BasicBlock, Bottleneck, ResNet
 from dagan.models.spade import SPADEDecoder
@@ -217,7 +220,7 @@ def check_compiler() -> None:
 
 def inference_form(model, device: torch.device | str = "cpu", precision: str = "fp32",
                    channels_last: bool = True, compile: bool = False, subpixel: bool = True,
-                   winograd: bool | None = None):
+                   winograd: bool | None = None, narrow: bool | None = None):
     """A folded, cast, eval-mode copy of a `DaGAN` for `device` and `precision`.
 
     The copy keeps the DaGAN API (prepare_source, estimate_depth, detect_keypoints, generate,
@@ -225,7 +228,8 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
     depth network, keypoint detector and generator are wrapped in `torch.compile` (static shapes:
     compiling happens in the first call at each batch size). `subpixel=False` keeps the upsampling
     blocks as upsample → 3×3 conv (for comparison). `winograd` (default: float32 on CPU without
-    `compile`) computes the wide 3×3 convs by `winograd_convs`.
+    `compile`) computes the wide 3×3 convs by `winograd_convs`; `narrow` (default: on CPU without
+    `compile`) the float32 convs to few channels by `narrow_convs`.
     """
     if precision not in DTYPES:
         raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
@@ -239,6 +243,10 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
     fast.to(device=device, dtype=DTYPES[precision])
     for head in float32_heads(fast):
         head.float()
+    if narrow is None:
+        narrow = on_cpu and not compile
+    if narrow:
+        narrow_convs(fast)
     if channels_last:
         fast.to(memory_format=torch.channels_last)
     if winograd is None:
