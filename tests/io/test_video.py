@@ -1,3 +1,4 @@
+import gc
 import warnings
 from fractions import Fraction
 
@@ -120,6 +121,27 @@ def test_frames_with_preview_are_both_upright(tmp_path):
     assert np.abs(small.astype(int) - resized).mean() < 8
 
 
+def _side_data_cycles() -> int:
+    """How many frames are kept alive only by their side-data container (left for the garbage collector)."""
+    return sum(type(o).__name__ == "SideDataContainer" for o in gc.get_objects())
+
+
+def test_reading_the_display_matrix_leaves_no_cycle_for_later(tmp_path):
+    """The frame whose side data was read is freed at once, not by a later (fork-unsafe) collection."""
+    clip = make_clip(tmp_path / "r.mp4", num_frames=4, size=(64, 48), rotation=90, audio=None)
+    gc.collect()
+    gc.disable()  # only the decoder's own, deterministic collection may free it
+    try:
+        info = probe_video(clip)
+        assert info.rotation == 270 and _side_data_cycles() == 0
+        for frames in (iter_frames(clip), iter_frames_with_preview(clip, 32, gray=True)):
+            next(frames)
+            assert _side_data_cycles() == 0
+            frames.close()
+    finally:
+        gc.enable()
+
+
 def _matrix(a, b, c, d):
     one = 1 << 16
     return [a * one, b * one, 0, c * one, d * one, 0, 0, 0, 1 << 30]
@@ -216,17 +238,28 @@ def test_decoder_error_mid_stream_keeps_earlier_frames(tmp_path, monkeypatch):
     real_open = av.open
 
     class BreaksAfterThree:
+        """Decoding the packet that would give the fourth frame raises (as a corrupt packet does)."""
+
         def __init__(self, container):
-            self._c = container
+            self._c, self.decoded = container, 0
 
         def __getattr__(self, name):
             return getattr(self._c, name)
 
-        def decode(self, *args, **kwargs):
-            for i, frame in enumerate(self._c.decode(*args, **kwargs)):
-                if i == 3:
-                    raise av.InvalidDataError(22, "Invalid data found when processing input")
-                yield frame
+        def demux(self, *args, **kwargs):
+            for packet in self._c.demux(*args, **kwargs):
+                yield Packet(packet, self)
+
+    class Packet:
+        def __init__(self, packet, owner):
+            self._p, self._owner = packet, owner
+
+        def decode(self):
+            frames = self._p.decode()
+            if self._owner.decoded + len(frames) > 3:
+                raise av.InvalidDataError(22, "Invalid data found when processing input")
+            self._owner.decoded += len(frames)
+            return frames
 
     monkeypatch.setattr(av, "open", lambda *a, **k: BreaksAfterThree(real_open(*a, **k)))
     with pytest.warns(VideoDecodeWarning, match=r"c.mp4: decoding failed at frame 3 \(Invalid data"):
