@@ -323,6 +323,15 @@ def test_audio_source_without_audio_gives_silent_output(tmp_path):
     assert not probe_video(tmp_path / "out.mp4").has_audio
 
 
+@pytest.mark.parametrize(("size", "one_thread"), [((64, 48), True), ((320, 240), False)])
+def test_small_frames_are_encoded_by_one_x264_thread(tmp_path, size, one_thread):
+    """x264's threads cost CPU the networks need without speeding up frames this small (writers.py)."""
+    with VideoWriter(tmp_path / "t.mp4", 25, size) as writer:
+        assert (writer._video.codec_context.options.get("threads") == "1") is one_thread
+        writer.write(np.zeros((size[1], size[0], 3), np.uint8))
+    assert probe_video(tmp_path / "t.mp4").num_frames == 1
+
+
 def test_float_frames_are_accepted(tmp_path):
     with VideoWriter(tmp_path / "f.mp4", 10, (64, 48)) as writer:
         for frame in _frames(3):

@@ -25,6 +25,10 @@ from dagan.io.video import VIDEO_SUFFIXES, VideoDecodeWarning, _reason
 __all__ = ["FrameWriter", "VideoWriter", "GifWriter", "FrameDirWriter", "open_writer"]
 
 _REMUX_AUDIO_CODECS = {"aac", "mp3"}  # copied bit-exactly into mp4/mov; anything else → AAC
+# Frames up to this many pixels are encoded by one x264 thread: at 128², 150 frames, x264's own
+# threads cost 1.44 ms of CPU per frame against 1.04 ms for one, at the same wall time (measured on
+# the 2-core Intel Xeon), and the CPU they waste is the networks'. Larger frames keep x264's threads.
+SINGLE_THREAD_PIXELS = 256 * 256
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 
 
@@ -174,9 +178,10 @@ class VideoWriter(FrameWriter):
             if audio_from is not None:
                 audio_src = _AudioSource.open(audio_from)
             self._out = av.open(str(self._tmp), mode="w", format=fmt, options={"movflags": "+faststart"})
-            stream = self._out.add_stream(
-                "libx264", rate=self.fps, options={"crf": str(int(crf)), "preset": preset}
-            )
+            options = {"crf": str(int(crf)), "preset": preset}
+            if w * h <= SINGLE_THREAD_PIXELS:
+                options["threads"] = "1"
+            stream = self._out.add_stream("libx264", rate=self.fps, options=options)
             stream.width, stream.height = w, h
             stream.pix_fmt = "yuv420p"
             stream.codec_context.time_base = 1 / self.fps
