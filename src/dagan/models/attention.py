@@ -14,9 +14,12 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: int
     tile. Measured faster than `scaled_dot_product_attention` here: with d ≠ C its CPU fused kernel
     is unavailable (the math fallback holds B×N×N), and zero-padding d to C (or C/d heads) to reach
     the fused kernel costs C/d times the q·k work (benchmarks/animate_speed.py, vox-256 shapes).
-    On CPU without autograd, one frame at a time into one reused score tile (`attention_into`).
+    On CPU without autograd, one frame at a time into one reused score tile (`attention_into`),
+    except under torch.compile: Inductor fails on the in-place softmax over a buffer it aliases
+    (torch 2.13: `InductorError: KeyError: 'buf1'` on vox-256), and fuses the functional tiles anyway.
     """
-    if q.device.type == "cpu" and not (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))):
+    no_grad = not (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)))
+    if q.device.type == "cpu" and no_grad and not torch.compiler.is_compiling():
         return attention_into(q, k, v, tile)
     tiles = []
     for start in range(0, q.shape[1], tile):
