@@ -423,6 +423,27 @@ def test_compile_flag_reaches_the_runtime(tiny_dir, tmp_path, capsys, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_compile_failure_is_one_line_and_leaves_nothing(tiny_dir, tmp_path, capsys, monkeypatch):
+    import torch._dynamo.exc
+
+    from dagan.inference import optimize
+
+    class FailsToCompile(torch.nn.Module):  # what torch.compile's wrapper does when Inductor fails
+        def __init__(self, module):
+            super().__init__()
+            self.inner = module  # keeps the parameters, as the real wrapper does
+
+        def forward(self, *args, **kwargs):
+            raise torch._dynamo.exc.TorchDynamoException("InductorError: KeyError: 'buf1'\nlong internal trace")
+
+    monkeypatch.setattr(optimize, "check_compiler", lambda: None)
+    monkeypatch.setattr(optimize.torch, "compile", lambda module, dynamic: FailsToCompile(module))
+    assert run("--model", tiny_dir, "--compile", "--no-audio", "-o", tmp_path / "o.mp4") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--compile failed" in err and "KeyError: 'buf1'" in err and "without --compile" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_overlap_choice(tiny_dir, tmp_path, capsys):
     model = DaGAN.from_pretrained(tiny_dir)
     assert AnimationPipeline(model, device="cpu").overlap is True

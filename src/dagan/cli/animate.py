@@ -101,7 +101,8 @@ def run(args):
     pipe = AnimationPipeline(model, device=args.device, precision=args.precision, progress=not args.quiet,
                              compile=args.compile, overlap=args.overlap == "on")
     start = time.perf_counter()
-    result = pipe.run(source, driving, output, options)
+    result = _run_compiled(pipe, source, driving, output, options) if args.compile \
+        else pipe.run(source, driving, output, options)
     seconds = time.perf_counter() - start
     for message in result.messages:
         print(f"note: {message}")
@@ -115,3 +116,15 @@ def run(args):
     if args.profile:
         print(result.profile.table())
     return 0
+
+
+def _run_compiled(pipe, source, driving, output, options):
+    """`pipe.run` with torch.compile's own failures (raised at the first batch) as one-line errors."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    try:
+        return pipe.run(source, driving, output, options)
+    except TorchDynamoException as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DaganError(f"--compile failed: torch.compile could not build the networks ({reason}); "
+                         "run without --compile") from None
