@@ -125,6 +125,7 @@ def _run_compiled(pipe, source, driving, output, options):
     try:
         return pipe.run(source, driving, output, options)
     except TorchDynamoException as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
         raise DaganError(f"--compile failed: torch.compile could not build the networks ({reason}); "
                          "run without --compile") from None

@@ -62,8 +62,8 @@ class NarrowConv2d(nn.Module):
 
 def narrow_eligible(conv: nn.Module) -> bool:
     """A plain square k×k (k > 1), stride-1, zero-padded float32 conv to at most MAX_OUT_CHANNELS."""
-    return (type(conv) is nn.Conv2d and conv.weight.dtype == torch.float32 and conv.kernel_size[0] == conv.kernel_size[1] > 1
-            and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+    return (type(conv) is nn.Conv2d and conv.weight.dtype == torch.float32
+            and conv.kernel_size[0] == conv.kernel_size[1] > 1 and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
             and conv.padding[0] == conv.padding[1] and conv.out_channels <= MAX_OUT_CHANNELS)
 
