@@ -134,7 +134,8 @@ def test_reading_the_display_matrix_leaves_no_cycle_for_later(tmp_path):
     try:
         info = probe_video(clip)
         assert info.rotation == 270 and _side_data_cycles() == 0
-        for frames in (iter_frames(clip), iter_frames_with_preview(clip, 32, gray=True)):
+        for frames in (iter_frames(clip), iter_frames_with_preview(clip, 32, gray=True),
+                       iter_frames_with_preview(clip, 32, gray=True, planar=True)):
             next(frames)
             assert _side_data_cycles() == 0
             frames.close()

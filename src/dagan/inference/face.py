@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from dagan.errors import DaganError
+from dagan.io.yuv import YuvFrame
 from dagan.io.image import to_uint8
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "face_landmarks",
     "crop_box_from_face",
     "crop_and_resize",
+    "crop_yuv_and_resize",
+    "resample_box",
     "TrackedFrame",
     "TrackReport",
     "FaceTracker",
@@ -279,12 +282,40 @@ def crop_and_resize(image: np.ndarray, box: Box, size: int, *, pad_mode: str = "
     when downscaling (anti-aliased).
 
     Args:
-        image: H×W×3, uint8 or float in [0, 1].
+        image: H×W×3, uint8 or float in [0, 1]; or a `YuvFrame` (see `crop_yuv_and_resize`).
         box: region in image pixels (any aspect ratio; normally square).
         size: output side.
 
     Returns:
         size×size×3 float32 in [0, 1].
+    """
+    if isinstance(image, YuvFrame):
+        return crop_yuv_and_resize(image, box, size, pad_mode=pad_mode)
+    out = resample_box(image, box, size, pad_mode=pad_mode)
+    if out.dtype == np.uint8:
+        return out.astype(np.float32) / 255.0
+    return np.clip(out, 0.0, 1.0)
+
+
+def crop_yuv_and_resize(frame: YuvFrame, box: Box, size: int, *, pad_mode: str = "edge") -> np.ndarray:
+    """`crop_and_resize` of a picture kept as Y, U, V planes: each plane is resampled at its own
+    resolution (the box scaled by the chroma subsampling) and only the result is converted to RGB.
+
+    Returns:
+        size×size×3 float32 in [0, 1].
+    """
+    sx, sy = frame.subsampling
+    chroma = Box(box.x0 / sx, box.y0 / sy, box.x1 / sx, box.y1 / sy)
+    y = resample_box(frame.y, box, size, pad_mode=pad_mode)
+    u = resample_box(frame.u, chroma, size, pad_mode=pad_mode)
+    v = resample_box(frame.v, chroma, size, pad_mode=pad_mode)
+    return frame.to_rgb_of(y, u, v)
+
+
+def resample_box(image: np.ndarray, box: Box, size: int, *, pad_mode: str = "edge") -> np.ndarray:
+    """`box` of an H×W or H×W×C array resampled to size×size (×C), in the input's dtype and levels.
+
+    The work behind `crop_and_resize` (see there for `pad_mode` and the resampling).
     """
     if pad_mode not in ("edge", "constant", "reflect"):
         raise ValueError(f"pad_mode must be 'edge', 'constant' or 'reflect', got {pad_mode!r}")
@@ -304,19 +335,21 @@ def crop_and_resize(image: np.ndarray, box: Box, size: int, *, pad_mode: str = "
     else:
         r0, c0 = rows.min(), cols.min()
         part = arr[r0 : rows.max() + 1, c0 : cols.max() + 1]
-        window = part[rows - r0][:, cols - c0]  # (iy1 − iy0)×(ix1 − ix0)×3
+        window = part[rows - r0][:, cols - c0]  # (iy1 − iy0)×(ix1 − ix0)(×C)
         if pad_mode == "constant":
-            window = window * (row_ok[:, None] & col_ok[None, :])[..., None].astype(window.dtype)
+            mask = row_ok[:, None] & col_ok[None, :]
+            window = window * (mask if window.ndim == 2 else mask[..., None]).astype(window.dtype)
     src = (box.x0 - ix0, box.y0 - iy0, box.x1 - ix0, box.y1 - iy0)
     if window.dtype == np.uint8:
-        out = np.asarray(Image.fromarray(window).resize((size, size), Image.Resampling.BICUBIC, box=src))
-        return out.astype(np.float32) / 255.0
+        return np.asarray(Image.fromarray(window).resize((size, size), Image.Resampling.BICUBIC, box=src))
     window = np.asarray(window, dtype=np.float32)
+    if window.ndim == 2:
+        return np.asarray(Image.fromarray(window, mode="F").resize((size, size), Image.Resampling.BICUBIC, box=src))
     channels = [
         np.asarray(Image.fromarray(window[..., c], mode="F").resize((size, size), Image.Resampling.BICUBIC, box=src))
         for c in range(window.shape[2])
     ]
-    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)  # size×size×3
+    return np.stack(channels, axis=2)  # size×size×C
 
 
 def _pad_index(index: np.ndarray, n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:

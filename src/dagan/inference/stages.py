@@ -35,6 +35,7 @@ from dagan.inference.runtime import Runtime
 from dagan.inference.tracking import CorrelationFollower, FaceTracker, TrackReport
 from dagan.inference.visualize import colorize_depth, draw_keypoints
 from dagan.io import iter_frames, iter_frames_with_preview, to_uint8
+from dagan.io.yuv import YuvFrame
 
 __all__ = [
     "SourceFace",
@@ -159,9 +160,13 @@ def read_frames(path: str, preview_side: int | None = None) -> Iterator:
     """Read: the driving video's upright H×W×3 uint8 frames, decoded one at a time.
 
     With `preview_side`, (frame, reduced copy) pairs instead: the copy, h×w gray, has its longer
-    side at most `preview_side`, scaled by swscale from the luma plane (for detection and following).
+    side at most `preview_side`, scaled by swscale from the luma plane (for detection and following),
+    and the frame is kept as its YUV planes (`YuvFrame`) where it can be, for `crop_frame` to convert
+    only the crop to RGB.
     """
-    return iter_frames(path) if preview_side is None else iter_frames_with_preview(path, preview_side, gray=True)
+    if preview_side is None:
+        return iter_frames(path)
+    return iter_frames_with_preview(path, preview_side, gray=True, planar=True)
 
 
 def track_faces(path: str, detect_every: int, *, follow: bool = True) -> FaceTracker:
@@ -207,8 +212,8 @@ def tracking_note(report: TrackReport) -> str:
             f"{report.followed} and lost the face {report.lost} time(s)")
 
 
-def crop_frame(frame: np.ndarray, box: Box | None, size: int) -> np.ndarray:
-    """Crop: the `box` of a full frame (None: the whole frame) resized to S×S×3 float32."""
+def crop_frame(frame: np.ndarray | YuvFrame, box: Box | None, size: int) -> np.ndarray:
+    """Crop: the `box` of a full frame (RGB or YUV planes; None: the whole frame) resized to S×S×3 float32."""
     if box is None:
         h, w = frame.shape[:2]
         box = Box(0, 0, w, h)

@@ -82,7 +82,7 @@ class TrackedFrame:
 
     Attributes:
         index: frame number from 0.
-        frame: the original (full-size) frame, as given.
+        frame: the original (full-size) frame, as given (an array, or a `YuvFrame`).
         crop_box: smoothed square crop box in frame pixels (may extend beyond the frame).
         face_box: the face found in this frame, in frame pixels: detected, or followed from the
             last detection when `followed`; None where neither ran or the face was missed.
@@ -90,7 +90,7 @@ class TrackedFrame:
     """
 
     index: int
-    frame: np.ndarray
+    frame: np.ndarray | YuvFrame
     crop_box: Box
     face_box: Box | None
     followed: bool = False

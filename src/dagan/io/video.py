@@ -33,6 +33,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from dagan.errors import DaganError
+from dagan.io.yuv import YuvFrame, yuv_frame
 
 __all__ = [
     "VideoInfo",
@@ -277,18 +278,21 @@ def rgb_converter():
 
 
 def iter_frames_with_preview(
-    path: str | os.PathLike, max_side: int, rotate: bool = True, gray: bool = False
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    path: str | os.PathLike, max_side: int, rotate: bool = True, gray: bool = False, planar: bool = False
+) -> Iterator[tuple[np.ndarray | YuvFrame, np.ndarray]]:
     """Like `iter_frames`, with each frame also reduced so its longer side is at most `max_side`.
 
     The reduced copy (for face detection and tracking) is scaled by swscale straight from the
     decoded YUV picture, which costs a fraction of resizing the full RGB frame. Frames already small
     enough come back as the same array twice (RGB) or with their luma (gray). With `gray`, the copy
     is the luma plane alone: a third of the conversion, and what dlib's detector and correlation
-    tracker reduce RGB to anyway.
+    tracker reduce RGB to anyway. With `planar`, the full frame is a `YuvFrame` (its planes, never
+    converted whole: crop it with `dagan.inference.face.crop_and_resize`) wherever the video is
+    8-bit planar Y'CbCr in a known colorspace, and an RGB array otherwise.
 
     Yields:
-        (H×W×3, h×w×3) uint8 RGB pairs (h×w with `gray`), both upright; h/H = w/W up to rounding.
+        (H×W×3 or `YuvFrame`, h×w×3) uint8 pairs (h×w with `gray`), both upright; h/H = w/W up to
+        rounding.
     """
     if max_side < 16:
         raise ValueError(f"max_side must be at least 16, got {max_side}")
@@ -296,10 +300,12 @@ def iter_frames_with_preview(
     to_rgb, shrink = rgb_converter(), VideoReformatter()
     preview_format = "gray" if gray else "rgb24"
 
-    def convert(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
-        full = to_rgb(frame)  # H×W×3
+    def convert(frame: av.VideoFrame) -> tuple[np.ndarray | YuvFrame, np.ndarray]:
+        full = yuv_frame(frame) if planar else None
+        if full is None:
+            full = to_rgb(frame)  # H×W×3
         scale = min(1.0, max_side / max(frame.width, frame.height))
-        if scale == 1.0 and not gray:
+        if scale == 1.0 and not gray and isinstance(full, np.ndarray):
             return full, full
         size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
         small = shrink.reformat(frame, width=size[0], height=size[1], format=preview_format,
@@ -376,10 +382,16 @@ def _decode(p: Path, container: av.container.InputContainer, rotate: bool, conve
 def _upright(item, matrix):
     """`apply_display_matrix` on a frame, or on both of a (full, preview) pair."""
     if not isinstance(item, tuple):
-        return apply_display_matrix(item, matrix)
+        return _upright_one(item, matrix)
     full, small = item
-    upright = apply_display_matrix(full, matrix)
+    upright = _upright_one(full, matrix)
     return upright, (upright if small is full else apply_display_matrix(small, matrix))
+
+
+def _upright_one(image: np.ndarray | YuvFrame, matrix):
+    if isinstance(image, YuvFrame):
+        return image if matrix is None else image.transformed(lambda plane: apply_display_matrix(plane, matrix))
+    return apply_display_matrix(image, matrix)
 
 
 # --------------------------------------------------------------------------------------------
