@@ -7,6 +7,8 @@ import pytest
 from helpers_media import face_on_background
 from helpers_tracking import FakeDetector, face_at, index_frames
 
+from dagan.inference.follow import FourierFollower
+from dagan.inference.stages import track_faces
 from dagan.inference.tracking import CorrelationFollower, FaceTracker
 
 SCENE = (480, 320)
@@ -75,10 +77,11 @@ def test_reduced_copies_give_boxes_in_full_frame_pixels():
     np.testing.assert_allclose(on_pair.face_box.as_array(), 2 * on_small.face_box.as_array())
 
 
-def test_correlation_follower_follows_and_loses_a_vanished_face():
+@pytest.mark.parametrize("factory", [CorrelationFollower, FourierFollower])
+def test_follower_follows_and_loses_a_vanished_face(factory):
     frames = [face_on_background(150 + 5 * i, 160, SCENE) for i in range(4)]
     first = FaceTracker(smooth_sigma=0)._detect(frames[0], None, 0)
-    follower = CorrelationFollower()
+    follower = factory()
     follower.start(frames[0], first)
     for i in (1, 2, 3):
         box = follower.update(frames[i])
@@ -116,10 +119,11 @@ def moving_face():
     return [face_on_background(x, y, SCENE) for x, y in path]
 
 
+@pytest.mark.parametrize("factory", [CorrelationFollower, FourierFollower])
 @pytest.mark.parametrize("every", [10, 25])  # 25: the default
-def test_tracking_gives_the_crops_of_per_frame_detection(moving_face, every):
+def test_tracking_gives_the_crops_of_per_frame_detection(moving_face, every, factory):
     every_frame = [t.crop_box for t in FaceTracker(detect_every=1).track(moving_face)]
-    tracker = FaceTracker(detect_every=every, follower=CorrelationFollower)
+    tracker = FaceTracker(detect_every=every, follower=factory)
     tracked = [t.crop_box for t in tracker.track(moving_face)]
     assert tracker.report.detector_runs <= math.ceil(40 / every) + tracker.report.lost
     assert tracker.report.followed >= 30
@@ -133,3 +137,22 @@ def test_tracking_gives_the_crops_of_per_frame_detection(moving_face, every):
     assert gap.max() < 0.06 * side and gap.mean() < 0.025 * side, gap.max(0)  # a few pixels
     interpolated = [t.crop_box for t in FaceTracker(detect_every=every).track(moving_face)]
     assert gaps(interpolated).max() > 3 * gap.max()  # following is what keeps the crops on the face
+
+
+def test_fourier_follower_is_the_default_and_rejects_odd_windows():
+    assert track_faces("v.mp4", 25).follower is FourierFollower
+    assert track_faces("v.mp4", 25, follow=False).follower is None
+    with pytest.raises(ValueError, match="cells"):
+        FourierFollower(cells=63)
+
+
+def test_fourier_follower_follows_on_gray_and_rgb_alike():
+    frames = [face_on_background(150 + 4 * i, 160 - 2 * i, SCENE) for i in range(6)]
+    first = FaceTracker(smooth_sigma=0)._detect(frames[0], None, 0)
+    gray = FourierFollower()
+    gray.start(frames[0].mean(axis=2).astype(np.uint8), first)
+    for i in range(1, 6):
+        box = gray.update(frames[i].mean(axis=2).astype(np.uint8))
+        assert box is not None and (box.width, box.height) == (first.width, first.height)  # size kept
+        assert abs(box.center[0] - (first.center[0] + 4 * i)) < 2 and abs(box.center[1] - (first.center[1] - 2 * i)) < 2
+    assert box.score == gray.psr > gray.min_psr

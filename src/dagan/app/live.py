@@ -52,9 +52,9 @@ def encode_jpeg(frame: np.ndarray, quality: int = 85) -> bytes:
 class CropTracker:
     """Square face crop for a camera stream, one frame at a time.
 
-    dlib detection every `detect_every` frames on a copy of at most `max_side` pixels; the fast
-    pipeline's `CorrelationFollower` follows the face in between (a lost face is detected again on
-    that frame). The crop (centre, side) is smoothed exponentially against jitter. Until a face is
+    dlib detection every `detect_every` frames on a copy of at most `max_side` pixels; dlib's
+    `CorrelationFollower` follows the face in between, size included (someone at a webcam leans in
+    and out; a lost face is detected again on that frame). The crop (centre, side) is smoothed exponentially against jitter. Until a face is
     found the centred square is used.
     """
 
