@@ -27,6 +27,7 @@ from PIL import Image
 
 import dagan  # noqa: F401  (before torch, as the `dagan` command: it limits OpenMP's idle spinning)
 from dagan._openmp import spin_setting
+from dagan.inference.stages import track_faces
 
 SCENE = (1920, 1080)
 FACE_SIDE = 512
@@ -129,7 +130,7 @@ def run_pipeline_benchmark(model, args) -> dict:
     ratio = t_net / (t_pipe if default_overlap else t_serial)
     print(f"driving: {n} frames, 1920×1080, face moving; networks at {pipe.size}², batch {batch_size}, "
           f"{pipe.precision} on {pipe.device}, torch threads {torch.get_num_threads()}, detect every {detect_every}, "
-          f"OpenMP {spin_setting()}")
+          f"follower {track_faces('', detect_every).follower.__name__}, OpenMP {spin_setting()}")
     print(f"networks alone (same crops, same batch size): {n / t_net:7.2f} frames/s (mean of a run before and after)")
     print(f"whole pipeline, stages on background threads: {n / t_pipe:7.2f} frames/s, "
           f"{t_net / t_pipe:.2f}x the networks")
