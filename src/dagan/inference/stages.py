@@ -175,8 +175,9 @@ def track_faces(path: str, detect_every: int, *, follow: bool = True,
     """Track: the face tracker for a driving video (detect every N frames, follow in between).
 
     The default follower is `FourierFollower` (position only, the size from the last detection):
-    on the 1080p benchmark scene it cost 1.8 ms per frame where dlib's `CorrelationFollower` cost
-    4.4, at a similar distance from per-frame detection (`benchmarks/tracking_accuracy.py`).
+    on the 1080p benchmark scene tracking cost 1.8 ms of CPU per frame with it and 4.3 with dlib's
+    `CorrelationFollower`, at a similar distance from per-frame detection
+    (`benchmarks/tracking_accuracy.py`; the size gap is larger: it waits for the next detection).
     """
     return FaceTracker(source=path, detect_every=detect_every, follower=follower if follow else None)
 
