@@ -10,8 +10,9 @@ Variants (each timed on the same frames; best of --repeats, interleaved so load 
 - with --compile, the same under torch.compile (its compile time is reported);
 - with --ablation, the previous way (the loaded model under autocast), bf16 without channels_last,
   fp32 without the sub-pixel upsampling convolutions, and fp32 without Winograd convolutions.
-On a CPU without native bf16 (no AMX-BF16 / AVX-512-BF16) the bf16 variant is emulated and about ten
-times slower than fp32: it is timed once, on the first EMULATED_FRAMES frames, and says so.
+On a CPU without native bf16 (no AMX-BF16 / AVX-512-BF16) the bf16 variant is emulated, tens of times
+slower than fp32: it is timed once, on the first EMULATED_FRAMES frames, and says so; the other bf16
+ablation rows and the bf16 limit are left out there (minutes per frame, nothing learnt).
 Quality: PSNR of bf16 against our fp32, and of our fp32 against the original way.
 Also printed: the CPU and its flags, which oneDNN kernels ran, FLOPs per frame (FlopCounterMode)
 against the measured fp32/bf16 matmul peak, and how far each variant is from that limit.
