@@ -156,3 +156,16 @@ def test_fourier_follower_follows_on_gray_and_rgb_alike():
         assert box is not None and (box.width, box.height) == (first.width, first.height)  # size kept
         assert abs(box.center[0] - (first.center[0] + 4 * i)) < 2 and abs(box.center[1] - (first.center[1] - 2 * i)) < 2
     assert box.score == gray.psr > gray.min_psr
+
+
+def test_fourier_follower_keeps_the_face_when_its_window_leaves_the_frame():
+    """Near the border the window is padded (edge pixels) rather than cut: following goes on."""
+    scene = face_on_background(112, 160, SCENE)
+    frames = [np.ascontiguousarray(scene[:, 40 + 3 * i :]) for i in range(4)]  # the face moves left, out of view
+    first = FaceTracker(smooth_sigma=0)._detect(frames[0], None, 0)
+    follower = FourierFollower()
+    follower.start(frames[0], first)
+    assert first.center[0] - first.width < 0  # the 2× window reaches past the left edge
+    for i, frame in enumerate(frames[1:], start=1):
+        box = follower.update(frame)
+        assert box is not None and abs(box.center[0] - (first.center[0] - 3 * i)) < 2
