@@ -1,9 +1,10 @@
 """Temporally smooth face-crop tracking for videos: detect now and then, follow in between.
 
 `FaceTracker` streams (frame, crop box) with bounded memory. Full detection (dlib HOG) runs every
-`detect_every` frames; between detections a `CorrelationFollower` (dlib's correlation tracker,
-seeded from the last box) follows the face, and a drop in its confidence triggers a detection on
-that very frame. Without a follower, crops between detections are interpolated.
+`detect_every` frames; between detections a follower seeded from the last box follows the face
+(`dagan.inference.follow.FourierFollower`, the pipeline's, or `CorrelationFollower`, dlib's
+correlation tracker), and a drop in its confidence triggers a detection on that very frame.
+Without a follower, crops between detections are interpolated.
 
 Frames may come with a reduced copy for detection and following (`iter_frames_with_preview`):
 then no full-size frame is ever resized, and boxes are mapped back to full-frame pixels.
