@@ -108,3 +108,31 @@ def test_planar_frames_are_upright(tmp_path):
     assert isinstance(full, YuvFrame) and full.shape == expected.shape and small.shape == (32, 24)
     assert full.u.shape == (32, 24)
     assert np.abs(full.to_rgb().astype(int) - next(iter_frames(clip))).mean() < 2
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "size", "codec", "planar"),
+    [
+        ("yuvj420p", (160, 96), "libx264", True),  # full range
+        ("yuv422p", (160, 96), "libx264", True),
+        ("yuv444p", (161, 97), "libx264", True),  # odd sides
+        ("yuv420p", (160, 96), "libvpx-vp9", True),
+        ("yuv420p10le", (160, 96), "libx264", False),  # 10-bit: converted to RGB as before
+    ],
+)
+def test_every_layout_crops_like_the_rgb_frames(tmp_path, pix_fmt, size, codec, planar):
+    path = tmp_path / ("c.webm" if codec == "libvpx-vp9" else "c.mp4")
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = pix_fmt
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pattern(i, *size)), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    full, _ = next(iter_frames_with_preview(path, 80, gray=True, planar=True))
+    rgb = next(iter_frames(path))
+    assert isinstance(full, YuvFrame) == planar and full.shape == rgb.shape
+    box = Box(20.5, 10.5, 100.5, 90.5)
+    assert _psnr(crop_and_resize(full, box, 32), crop_and_resize(rgb, box, 32)) >= 40.0
