@@ -54,8 +54,8 @@ class CropTracker:
 
     dlib detection every `detect_every` frames on a copy of at most `max_side` pixels; dlib's
     `CorrelationFollower` follows the face in between, size included (someone at a webcam leans in
-    and out; a lost face is detected again on that frame). The crop (centre, side) is smoothed exponentially against jitter. Until a face is
-    found the centred square is used.
+    and out; a lost face is detected again on that frame). The crop (centre, side) is smoothed
+    exponentially against jitter. Until a face is found the centred square is used.
     """
 
     def __init__(self, detect_every: int = 10, smoothing: float = 0.5, max_side: int = 320):

@@ -83,10 +83,10 @@ class FourierFollower:
 
     def _spectrum(self, image: np.ndarray, cx: float, cy: float) -> np.ndarray:
         """rfft2 of the tapered, normalised cells² window centred at (cx, cy)."""
-        gray = image if image.ndim == 2 else image.mean(axis=2).astype(np.uint8)
         half = self._side * self.pad / 2
-        window = resample_box(gray, Box(cx - half, cy - half, cx + half, cy + half), self.cells)
-        levels = np.log1p(window.astype(np.float32))
+        window = resample_box(image, Box(cx - half, cy - half, cx + half, cy + half), self.cells)
+        levels = window.astype(np.float32)
+        levels = np.log1p(levels if levels.ndim == 2 else levels.mean(axis=2))  # RGB: gray of the window only
         levels = (levels - levels.mean()) / (levels.std() + 1e-5)
         return np.fft.rfft2(levels * self._taper)
 

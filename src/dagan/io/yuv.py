@@ -12,6 +12,7 @@ measures both ways against the exact conversion.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import av
 import numpy as np
@@ -35,8 +36,12 @@ _LUMA_WEIGHTS = {
 _AVCOL_RANGE_JPEG = 2
 
 
+@lru_cache(maxsize=None)
 def yuv_to_rgb_matrix(kr: float, kb: float, full_range: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(M, offset) with RGB = M @ (YUV − offset), all in 8-bit levels; M is 3×3 float32."""
+    """(M, offset) with RGB = M @ (YUV − offset), all in 8-bit levels; M is 3×3 float32.
+
+    Cached: every frame of a video shares its pair (read-only, never modified).
+    """
     kg = 1.0 - kr - kb
     y_gain, c_gain = (1.0, 1.0) if full_range else (255.0 / 219.0, 255.0 / 224.0)
     m = np.array(
@@ -78,9 +83,12 @@ class YuvFrame:
 
     def to_rgb_of(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """h×w×3 float32 RGB in [0, 1] from same-sized Y, U, V arrays (uint8 or float levels)."""
+        return self._levels(y, u, v) * np.float32(1.0 / 255.0)
+
+    def _levels(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """h×w×3 float32 RGB in whole 8-bit levels, 0…255."""
         yuv = np.stack([y, u, v], axis=-1).astype(np.float32) - self.offset
-        rgb = yuv @ self.matrix.T
-        return np.clip(np.rint(rgb), 0.0, 255.0) * np.float32(1.0 / 255.0)
+        return np.clip(np.rint(yuv @ self.matrix.T), 0.0, 255.0)
 
     def to_rgb(self) -> np.ndarray:
         """The whole picture as H×W×3 uint8 RGB (chroma repeated to full resolution)."""
@@ -88,7 +96,7 @@ class YuvFrame:
         h, w = self.y.shape
         u = np.repeat(np.repeat(self.u, sy, axis=0), sx, axis=1)[:h, :w]
         v = np.repeat(np.repeat(self.v, sy, axis=0), sx, axis=1)[:h, :w]
-        return np.rint(self.to_rgb_of(self.y, u, v) * 255.0).astype(np.uint8)
+        return self._levels(self.y, u, v).astype(np.uint8)
 
     def transformed(self, transform) -> YuvFrame:
         """The same picture with `transform` (an H×W array → array function) applied to each plane."""
