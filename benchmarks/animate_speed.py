@@ -9,7 +9,8 @@ Variants (each timed on the same frames; best of --repeats, interleaved so load 
   folded, weights cast once, channels_last, tiled attention), source encoded once, batches of frames;
 - with --compile, the same under torch.compile (its compile time is reported);
 - with --ablation, the previous way (the loaded model under autocast), bf16 without channels_last,
-  fp32 without the sub-pixel upsampling convolutions, and fp32 without Winograd convolutions.
+  fp32 without the sub-pixel upsampling convolutions, without Winograd convolutions and without
+  the narrow heads, and, where the form rewrites bf16 convs (no AMX), bf16 without each of those two.
 On a CPU without native bf16 (no AMX-BF16 / AVX-512-BF16) the bf16 variant is emulated, tens of times
 slower than fp32: it is timed once, on the first EMULATED_FRAMES frames, and says so; the other bf16
 ablation rows and the bf16 limit are left out there (minutes per frame, nothing learnt).
@@ -43,7 +44,7 @@ from dagan.geometry import normalize_keypoints
 from dagan.geometry.keypoints import movement_scale
 from dagan.inference.hardware import cpu_flags, cpu_name, native_bf16, precision_note
 from dagan.inference.memory import keep_freed_memory
-from dagan.inference.optimize import DTYPES, inference_form
+from dagan.inference.optimize import DTYPES, conv_rewrite_dtypes, inference_form
 from dagan.inference.pipeline import autocast_context, resolve_device
 from dagan.models import DaGAN
 
@@ -244,6 +245,15 @@ def build_variants(model, args, device, reduced: str):
             nchw = inference_form(model, device, reduced, channels_last=False)
             variants[f"ours {reduced} NCHW"] = (lambda s, d, f=nchw: f.animate(s, d, batch_size=b).float(),
                                                 "inference form without channels_last")
+            if reduced == "bf16" and torch.bfloat16 in conv_rewrite_dtypes(device.type == "cpu"):
+                direct16 = inference_form(model, device, reduced, winograd=False)
+                variants[f"ours {reduced} direct convs"] = (
+                    lambda s, d, f=direct16: f.animate(s, d, batch_size=b).float(),
+                    "no bf16 Winograd (no AMX here, so the form uses it)")
+                wide16 = inference_form(model, device, reduced, narrow=False)
+                variants[f"ours {reduced} direct heads"] = (
+                    lambda s, d, f=wide16: f.animate(s, d, batch_size=b).float(),
+                    "bf16 7×7 convs to ≤4 channels by oneDNN")
     slow = {name for name in variants if emulated(device, reduced) and reduced in name}
     return variants, slow
 

@@ -3,6 +3,7 @@ fp32/bf16/fp16 against the loaded model, float32 heads and coordinates, and the 
 
 import pytest
 import torch
+from helpers_conv import psnr
 
 from dagan.errors import DaganError
 from dagan.inference.runtime import TorchRuntime
@@ -13,10 +14,6 @@ pytestmark = pytest.mark.gpu
 @pytest.fixture(scope="module")
 def model(tiny_model):
     return tiny_model
-
-
-def psnr(a, b):
-    return float(10 * torch.log10(1 / ((a.float() - b.float()) ** 2).mean()))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])

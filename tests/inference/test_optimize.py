@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from helpers_conv import psnr
 from torch import nn
 
 from dagan.config import get_preset
@@ -39,10 +40,6 @@ def model(request):
 
 def images(b, seed):
     return torch.rand(b, 3, S, S, generator=torch.Generator().manual_seed(seed))
-
-
-def psnr(a, b):
-    return float(10 * torch.log10(1 / ((a.float() - b.float()) ** 2).mean()))
 
 
 @torch.no_grad()

@@ -65,6 +65,19 @@ def test_bf16_without_native_support_says_so_once(model, monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize(("flags", "cap", "amx"), [
+    ({"avx512_bf16", "amx_bf16"}, None, True), ({"avx512_bf16", "amx_bf16"}, "avx10_1_512_amx", True),
+    ({"avx512_bf16", "amx_bf16"}, "AVX512_CORE_BF16", False), ({"avx512_bf16", "amx_bf16"}, "ALL", True),
+    ({"avx512_bf16"}, None, False), (None, None, False)])
+def test_amx_is_seen_from_the_flags_and_the_onednn_cap(monkeypatch, flags, cap, amx):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert hardware.onednn_uses_amx() is amx
+
+
 def test_bad_precision(model):
     with pytest.raises(DaganError, match="unknown precision"):
         TorchRuntime(model, CPU, "fp8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def native_bf16(device: torch.device) -> bool | None:
     if flags is None:
         return None
     return any(f in flags for f in BF16_FLAGS)
+
+
+def onednn_uses_amx() -> bool:
+    """Whether oneDNN's bf16 kernels run on AMX tiles here: the CPU has AMX-BF16 and
+    ONEDNN_MAX_CPU_ISA, if set, does not cap the ISA below it. With AMX a direct bf16 conv is fast at
+    any width, so the bf16 conv rewrites (Winograd, narrow heads) would not pay."""
+    flags = cpu_flags()
+    if flags is None or "amx_bf16" not in flags:
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return cap in ("", "ALL", "DEFAULT") or "AMX" in cap
 
 
 def precision_note(device: torch.device, precision: str) -> str | None:

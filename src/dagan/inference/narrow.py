@@ -6,10 +6,14 @@ much as one to 16: measured on the 2-core Intel Xeon (AVX-512), batch 8, the gen
 kernel's columns into output channels makes the conv wide: a k×1 conv to k·Cout channels (block
 dx holds kernel column dx), then k shifted adds along the width put the columns back. Same
 products, summed in another order, so exact up to float rounding. Measured alike: 64→3 at 256²
-54 ms, 128→1 at 64² 3 ms; at 16 outputs it no longer gains, hence MAX_OUT_CHANNELS. In bf16 the
-AMX kernels are fast at any width and the extra bf16 adds only cost accuracy, so only float32
-convs qualify. `narrow_convs` replaces the eligible convs of a model; the inference form applies
-it on CPU (in a bf16 form that is the float32 heads: motion mask and occlusion).
+54 ms, 128→1 at 64² 3 ms; at 16 outputs it no longer gains, hence MAX_OUT_CHANNELS.
+
+A bfloat16 conv keeps its wide conv in bf16 and sums the shifted columns in float32, so the result
+is rounded once, as the direct conv's is: on the 2-core AMD EPYC with AVX-512-BF16 the final 64→3
+conv at 256², batch 8, takes 64 ms against 115 ms direct, at the same error (3.3e-3 against 3.0e-3
+relative RMS; 4.6e-3 with bf16 sums). With AMX the direct bf16 kernels are fast at any width, so
+the inference form narrows bf16 convs only on CPUs without AMX; float32 convs (in a bf16 form, the
+motion mask and occlusion heads) everywhere on CPU.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import torch
 from torch import nn
 
 MAX_OUT_CHANNELS = 4
+DTYPES = (torch.float32, torch.bfloat16)
 
 
 class NarrowConv2d(nn.Module):
     """A k×k (k > 1), stride-1, zero-padded conv to few channels, as a k×1 conv plus k shifted adds.
 
-    B×Cin×H×W → B×Cout×H'×W', H' = H + 2p − k + 1, in the input's memory format, equal to the
-    conv it was built from up to float rounding. `weight` is the wide conv's, so callers that
+    B×Cin×H×W → B×Cout×H'×W', H' = H + 2p − k + 1, in the input's memory format and the wide
+    conv's dtype, equal to the conv it was built from up to float rounding (sums in float32). `weight` is the wide conv's, so callers that
     cast their input to a head's weight dtype keep working.
     """
 
@@ -50,32 +55,33 @@ class NarrowConv2d(nn.Module):
         ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
         z = self.wide(x)  # B×(k·Cout)×H'×W: block dx is kernel column dx, not yet shifted
         channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        out = torch.empty(b, c, ho, wo, dtype=z.dtype, device=z.device,
+        out = torch.empty(b, c, ho, wo, dtype=torch.float32, device=z.device,
                           memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        out.copy_(self.bias.to(z.dtype).view(1, c, 1, 1).expand_as(out))
+        out.copy_(self.bias.float().view(1, c, 1, 1).expand_as(out))
         for dx in range(k):
             x0, x1 = max(0, p - dx), min(wo, w + p - dx)  # output columns whose tap dx reads the image
             if x0 < x1:
                 out[..., x0:x1] += z[:, dx * c:(dx + 1) * c, :, x0 + dx - p:x1 + dx - p]
-        return out
+        return out.to(z.dtype)
 
 
-def narrow_eligible(conv: nn.Module) -> bool:
-    """A plain square k×k (k > 1), stride-1, zero-padded float32 conv to at most MAX_OUT_CHANNELS."""
-    return (type(conv) is nn.Conv2d and conv.weight.dtype == torch.float32
+def narrow_eligible(conv: nn.Module, dtypes: tuple[torch.dtype, ...] = DTYPES) -> bool:
+    """A plain square k×k (k > 1), stride-1, zero-padded conv with its weight in `dtypes`, to at
+    most MAX_OUT_CHANNELS."""
+    return (type(conv) is nn.Conv2d and conv.weight.dtype in dtypes
             and conv.kernel_size[0] == conv.kernel_size[1] > 1 and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
             and conv.padding[0] == conv.padding[1] and conv.out_channels <= MAX_OUT_CHANNELS)
 
 
-def narrow_convs(root: nn.Module) -> int:
+def narrow_convs(root: nn.Module, dtypes: tuple[torch.dtype, ...] = DTYPES) -> int:
     """Replace, in place, every eligible conv under `root` by a `NarrowConv2d`; returns how many.
     Idempotent."""
     count = 0
     for name, child in list(root.named_children()):
-        if narrow_eligible(child):
+        if narrow_eligible(child, dtypes):
             setattr(root, name, NarrowConv2d(child))
             count += 1
         elif not isinstance(child, NarrowConv2d):
-            count += narrow_convs(child)
+            count += narrow_convs(child, dtypes)
     return count

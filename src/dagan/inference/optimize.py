@@ -14,10 +14,12 @@ What changes, all exact up to float rounding in fp32:
   whose outputs feed softmaxes and coordinates (keypoint heatmaps and jacobians, the motion mask
   and occlusion) stay float32, and sampling grids are float32 throughout (see the models);
 - weights are channels_last where measured faster (CPU oneDNN and CUDA cuDNN both gain);
-- in float32 on CPU, wide 3×3 convs run by Winograd's F(4×4, 3×3) (`dagan.inference.winograd`):
-  1/4 of the multiply-adds, error a few times the direct conv's rounding;
-- on CPU, float32 convs to at most 4 channels (the 7×7 heads) run as a k×1 conv to k·Cout
-  channels plus k shifted adds (`dagan.inference.narrow`), which oneDNN vectorises;
+- on CPU, wide 3×3 convs run by Winograd's F(4×4, 3×3) (`dagan.inference.winograd`): 1/4 of the
+  multiply-adds, error a few times the direct conv's rounding; in float32, and in bf16 where
+  oneDNN has no AMX (with AMX its direct bf16 kernels are faster);
+- on CPU, convs to at most 4 channels (the 7×7 heads) run as a k×1 conv to k·Cout channels plus
+  k shifted adds (`dagan.inference.narrow`), which oneDNN vectorises; float32 convs everywhere,
+  bf16 ones where oneDNN has no AMX;
 - optionally `torch.compile` (off by default; needs a C++ compiler);
 - on CPU, freed activations stay in the process for reuse (`dagan.inference.memory`).
 
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagan.errors import DaganError
+from dagan.inference.hardware import onednn_uses_amx
 from dagan.inference.memory import keep_freed_memory
 from dagan.inference.narrow import narrow_convs
 from dagan.inference.winograd import winograd_convs
@@ -42,6 +45,7 @@ from dagan.models.spade import SPADEDecoder
 from dagan.nn import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+REWRITE_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -218,6 +222,14 @@ def check_compiler() -> None:
         raise DaganError(f"--compile cannot use the C++ compiler ({exc}); run without --compile") from None
 
 
+def conv_rewrite_dtypes(eligible: bool) -> tuple[torch.dtype, ...]:
+    """The weight dtypes whose convs the inference form rewrites (Winograd, narrow heads) by default:
+    none off CPU or under torch.compile, float32 on CPUs where oneDNN runs bf16 on AMX, else both."""
+    if not eligible:
+        return ()
+    return (torch.float32,) if onednn_uses_amx() else REWRITE_DTYPES
+
+
 def inference_form(model, device: torch.device | str = "cpu", precision: str = "fp32",
                    channels_last: bool = True, compile: bool = False, subpixel: bool = True,
                    winograd: bool | None = None, narrow: bool | None = None):
@@ -227,9 +239,10 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
     animate) and takes float32 or `precision` images; `model` is not modified. With `compile`, the
     depth network, keypoint detector and generator are wrapped in `torch.compile` (static shapes:
     compiling happens in the first call at each batch size). `subpixel=False` keeps the upsampling
-    blocks as upsample → 3×3 conv (for comparison). `winograd` (default: float32 on CPU without
-    `compile`) computes the wide 3×3 convs by `winograd_convs`; `narrow` (default: on CPU without
-    `compile`) the float32 convs to few channels by `narrow_convs`.
+    blocks as upsample → 3×3 conv (for comparison). `winograd` computes the wide 3×3 convs by
+    `winograd_convs`, `narrow` the convs to few channels by `narrow_convs`; by default (None) both
+    apply on CPU without `compile`, to float32 convs and, where oneDNN has no AMX, to bf16 ones
+    (`conv_rewrite_dtypes`); True applies them to both dtypes, False not at all.
     """
     if precision not in DTYPES:
         raise DaganError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
@@ -243,16 +256,13 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
     fast.to(device=device, dtype=DTYPES[precision])
     for head in float32_heads(fast):
         head.float()
-    if narrow is None:
-        narrow = on_cpu and not compile
-    if narrow:
-        narrow_convs(fast)
+    rewrite_dtypes = conv_rewrite_dtypes(on_cpu and not compile)
+    if narrow is not False:
+        narrow_convs(fast, rewrite_dtypes if narrow is None else REWRITE_DTYPES)
     if channels_last:
         fast.to(memory_format=torch.channels_last)
-    if winograd is None:
-        winograd = on_cpu and precision == "fp32" and not compile
-    if winograd:
-        winograd_convs(fast)
+    if winograd is not False:
+        winograd_convs(fast, dtypes=rewrite_dtypes if winograd is None else REWRITE_DTYPES)
     fast.requires_grad_(False)
     fast.inference_precision = precision
     if compile:
