@@ -16,8 +16,8 @@ about nine times the direct bf16 conv's for one conv (2.6e-2 against 2.9e-3 rela
 vox-256 on recipe-B weights stays at 59.6 dB from our fp32 output against 59.8 dB with direct
 convs. Measured on the 2-core AMD EPYC with AVX-512-BF16, batch 8: 256→256 at 64² takes 45 ms
 against 84 ms direct, 128→128 at 64² 16.5 against 21 ms; of vox-256's convs at batch 8 with
-outputs of at least MIN_SIDE², every one at least 128 channels wide gained (1.6–2.2×) while the
-64→64 ones lost (0.7×), hence `MIN_CHANNELS_BF16`. With AMX the direct bf16 kernels have about five
+outputs of at least MIN_SIDE², every one at least 128 channels wide gained (1.1–2.2× in two runs
+of `benchmarks/conv_shapes.py`) while the 64→64 ones lost (0.7–0.9×), hence `MIN_CHANNELS_BF16`. With AMX the direct bf16 kernels have about five
 times the matmul peak (2088 against 418 GFLOP/s measured), so the inference form uses bf16
 Winograd only where oneDNN has no AMX.
 """
