@@ -11,10 +11,12 @@ it loses (the 36 transformed filters are 4× the weights) and so do 128-channel 
 conv for outputs smaller than `MIN_SIDE`². On CUDA cuDNN picks Winograd by itself.
 
 In bfloat16 the same algorithm runs with bf16 operands (transformed tiles, transformed filters,
-products; each product accumulates in float32 inside oneDNN and is rounded once). Its error is
-about nine times the direct bf16 conv's for one conv (2.6e-2 against 2.9e-3 relative RMS), yet
-vox-256 on recipe-B weights stays at 59.6 dB from our fp32 output against 59.8 dB with direct
-convs. Measured on the 2-core AMD EPYC with AVX-512-BF16, batch 8: 256→256 at 64² takes 45 ms
+products; each product accumulates in float32 inside oneDNN and is rounded once). For one
+256→256 conv its error is about ten times the direct bf16 conv's (1.7e-2 against 1.7e-3 relative
+RMS, against the float64 conv of the same bf16 input and weights), since tiles and filters are
+rounded after their transforms. End to end (`benchmarks/bf16_fidelity.py`) that costs little on
+vox-256 with recipe-B weights and a few dB on the trained demo model, still far inside the ≥ 40 dB
+bound. Measured on the 2-core AMD EPYC with AVX-512-BF16, batch 8: 256→256 at 64² takes 45 ms
 against 84 ms direct, 128→128 at 64² 16.5 against 21 ms; of vox-256's convs at batch 8 with
 outputs of at least MIN_SIDE², every one at least 128 channels wide gained (1.1–2.2× in two runs
 of `benchmarks/conv_shapes.py`) while the 64→64 ones lost (0.7–0.9×), hence `MIN_CHANNELS_BF16`. With AMX the direct bf16 kernels have about five
@@ -34,14 +36,19 @@ DTYPES = (torch.float32, torch.bfloat16)
 MIN_SIDE = 16
 BIAS_POINT = 1 * ALPHA + 1  # Aᵀ e₁e₁ᵀ A is all ones: a bias added to product (1, 1) reaches every output
 
-# G (6×3): the filter transform for interpolation points 0, ±1, ±2 and ∞; Bᵀ (6×6) and Aᵀ (4×6):
-# the input and output transforms for the same points.
-G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=torch.float64)
-BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                   [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
-AT = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+# G (6×3): the filter transform for interpolation points 0, 1, −1, 2, −1/2 and ∞; Bᵀ (6×6) and
+# Aᵀ (4×6): the input and output transforms for the same points. Of the sets tried, {0, ±1, ±2}
+# (Lavin & Gray's), {0, ±1, ±1/2} and {0, ±1, 2, −1/2}, the last rounds least in bfloat16: one conv's
+# error 1.0e-2 against 1.5e-2 relative RMS for the first two, and the demo model's bf16 output
+# 51.1 dB from fp32 against 49.4 dB. Every entry of Bᵀ⊗Bᵀ and Aᵀ⊗Aᵀ is a short dyadic fraction,
+# exact in bfloat16.
+G = torch.tensor([[1, 0, 0], [-1 / 3, -1 / 3, -1 / 3], [1 / 3, -1 / 3, 1 / 3],
+                  [1 / 15, 2 / 15, 4 / 15], [-16 / 15, 8 / 15, -4 / 15], [0, 0, 1]], dtype=torch.float64)
+BT = torch.tensor([[1, 3 / 2, -2, -3 / 2, 1, 0], [0, -1, -5 / 2, -1 / 2, 1, 0], [0, 1, 1 / 2, -5 / 2, 1, 0],
+                   [0, -1 / 2, -1, 1 / 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 1, 3 / 2, -2, -3 / 2, 1]],
                   dtype=torch.float64)
+AT = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -1 / 2, 0], [0, 1, 1, 4, 1 / 4, 0],
+                   [0, 1, -1, 8, -1 / 8, 1]], dtype=torch.float64)
 
 
 class WinogradConv2d(nn.Module):
@@ -67,7 +74,6 @@ class WinogradConv2d(nn.Module):
         self.register_buffer("u", u.to(dtype).contiguous())  # 36×Cin×Cout
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels, device=w.device)
         self.register_buffer("bias", bias.to(dtype).contiguous())
-        # integer entries up to 25 and 64: exact in bfloat16 too
         self.register_buffer("bt2", torch.kron(BT, BT).to(w.device, dtype))  # 36×36: (i′, j′) × (i, j)
         self.register_buffer("at2", torch.kron(AT, AT).to(w.device, dtype))  # 16×36: (r, s) × (i, j)
         self.padding, self.out_channels = conv.padding[0], conv.out_channels
