@@ -10,7 +10,8 @@ Variants (each timed on the same frames; best of --repeats, interleaved so load 
 - with --compile, the same under torch.compile (its compile time is reported);
 - with --ablation, the previous way (the loaded model under autocast), bf16 without channels_last,
   fp32 without the sub-pixel upsampling convolutions, without Winograd convolutions and without
-  the narrow heads, and, where the form rewrites bf16 convs (no AMX), bf16 without each of those two.
+  the narrow heads, and, where the form rewrites bf16 convs (no AMX), bf16 without each of those two
+  (with AMX, bf16 with both forced instead).
 On a CPU without native bf16 (no AMX-BF16 / AVX-512-BF16) the bf16 variant is emulated, tens of times
 slower than fp32: it is timed once, on the first EMULATED_FRAMES frames, and says so; the other bf16
 ablation rows and the bf16 limit are left out there (minutes per frame, nothing learnt).
@@ -245,17 +246,25 @@ def build_variants(model, args, device, reduced: str):
             nchw = inference_form(model, device, reduced, channels_last=False)
             variants[f"ours {reduced} NCHW"] = (lambda s, d, f=nchw: f.animate(s, d, batch_size=b).float(),
                                                 "inference form without channels_last")
-            if reduced == "bf16" and torch.bfloat16 in conv_rewrite_dtypes(device.type == "cpu"):
-                direct16 = inference_form(model, device, reduced, winograd=False)
-                variants[f"ours {reduced} direct convs"] = (
-                    lambda s, d, f=direct16: f.animate(s, d, batch_size=b).float(),
-                    "no bf16 Winograd (no AMX here, so the form uses it)")
-                wide16 = inference_form(model, device, reduced, narrow=False)
-                variants[f"ours {reduced} direct heads"] = (
-                    lambda s, d, f=wide16: f.animate(s, d, batch_size=b).float(),
-                    "bf16 7×7 convs to ≤4 channels by oneDNN")
+            if reduced == "bf16" and device.type == "cpu":
+                variants.update(bf16_rewrite_variants(model, device, b))
     slow = {name for name in variants if emulated(device, reduced) and reduced in name}
     return variants, slow
+
+
+def bf16_rewrite_variants(model, device, b: int) -> dict:
+    """Ablation rows for the bf16 conv rewrites: without each where the form applies them (no AMX),
+    or with both forced where it does not (AMX), so either kind of machine shows whether they pay."""
+    if torch.bfloat16 in conv_rewrite_dtypes(True):
+        direct = inference_form(model, device, "bf16", winograd=False)
+        wide = inference_form(model, device, "bf16", narrow=False)
+        return {"ours bf16 direct convs": (lambda s, d, f=direct: f.animate(s, d, batch_size=b).float(),
+                                           "no bf16 Winograd (no AMX here, so the form uses it)"),
+                "ours bf16 direct heads": (lambda s, d, f=wide: f.animate(s, d, batch_size=b).float(),
+                                           "bf16 7×7 convs to ≤4 channels by oneDNN")}
+    forced = inference_form(model, device, "bf16", winograd=True, narrow=True)
+    return {"ours bf16 rewrites": (lambda s, d, f=forced: f.animate(s, d, batch_size=b).float(),
+                                   "bf16 Winograd and narrow heads forced (AMX here: the form leaves them out)")}
 
 
 def time_variants(variants, slow, source, driving, device, repeats):
