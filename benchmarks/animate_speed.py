@@ -321,7 +321,7 @@ def profile_variant(fn, source, driving, name):
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None)
     p.add_argument("--preset", default="vox-256")
@@ -334,7 +334,58 @@ def main():
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the bf16 and original runs")
     p.add_argument("--pipeline", action="store_true")
     p.add_argument("--onnx", action="store_true")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def table_rows(variants, first, best, outputs, counted) -> list[tuple]:
+    """One row per variant: speed, ratio to the original, PSNR against its reference, target, note."""
+    t_orig = best["original"]  # seconds per frame
+    rows = []
+    for name, (_, note) in variants.items():
+        t, k = best[name], counted[name]
+        if name == "original":
+            quality, against = "", ""
+        elif name.startswith(("ours fp32", "previous fp32")):
+            quality, against = f"{psnr(outputs[name], outputs['original'][:k]):.1f}", "original"
+        else:
+            quality, against = f"{psnr(outputs[name], outputs['ours fp32'][:k]):.1f}", "ours fp32"
+        if name.endswith("compiled"):
+            note += f"; compile {(first[name] - t) * k:.0f} s"
+        target = TARGETS.get(name, "")
+        if name in TARGETS:
+            target += "; PSNR ≥45" if name == "ours fp32" else "; PSNR ≥40"
+        rows.append((name, f"{1 / t:.2f}", f"{t:.3f}", f"{t_orig / t:.2f}×", quality, against, target, note))
+    return rows
+
+
+def print_limits(model, args, device, reduced, source, driving, best) -> None:
+    """FLOPs per frame of each form against the measured matmul peaks, and how far each is from them."""
+    slow = emulated(device, reduced)
+    counts = {precision: flops_per_frame(inference_form(model, device, precision), source, driving,
+                                         1 if precision != "fp32" and slow else args.batch_size)
+              for precision in ("fp32", reduced)}  # the forms differ: the conv rewrites depend on dtype and CPU
+    per_frame, once = counts["fp32"]
+    peaks = {"fp32": matmul_peak(torch.float32, device),
+             reduced: matmul_peak(DTYPES[reduced], device, n=512 if slow else 2048, repeats=2 if slow else 5)}
+    original = original_flops_per_frame(model, source, driving)
+    print(f"physical limit: {per_frame / 1e9:.1f} GFLOP per frame in fp32, {counts[reduced][0] / 1e9:.1f} in {reduced} "
+          f"(+{once / 1e9:.1f} GFLOP once per source; "
+          f"the original's way: {original / 1e9:.1f} GFLOP per frame, "
+          f"{100 * original / best['original'] / peaks['fp32']:.0f} % of the fp32 peak; "
+          f"FlopCounterMode, convs and matmuls as executed); measured torch.mm peak (2048², {reduced} "
+          f"{512 if slow else 2048}²): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    for precision, peak in peaks.items():
+        name, flops = f"ours {precision}", counts[precision][0]
+        if precision != "fp32" and slow:
+            print(f"  {name}: no native {precision} on this CPU: its emulated matmul is no hardware limit")
+            continue
+        achieved = flops / best[name]
+        print(f"  {name}: limit {peak / flops:.2f} frames/s at the matmul peak; measured {1 / best[name]:.2f} "
+              f"= {100 * achieved / peak:.0f} % of peak ({achieved / 1e9:.0f} GFLOP/s)")
+
+
+def main():
+    args = parse_args()
     device = resolve_device(args.device)
     reduced = "fp16" if device.type == "cuda" and not torch.cuda.is_bf16_supported() else "bf16"
     torch.manual_seed(0)
@@ -356,23 +407,7 @@ def main():
     if args.profile:
         for name in ("original", f"ours {reduced}"):
             profile_variant(variants[name][0], source, driving, name)
-
-    n, t_orig = args.frames, best["original"]  # seconds per frame
-    rows = []
-    for name, (_, note) in variants.items():
-        t, k = best[name], counted[name]
-        if name == "original":
-            quality, against = "", ""
-        elif name.startswith(("ours fp32", "previous fp32")):
-            quality, against = f"{psnr(outputs[name], outputs['original'][:k]):.1f}", "original"
-        else:
-            quality, against = f"{psnr(outputs[name], outputs['ours fp32'][:k]):.1f}", "ours fp32"
-        if name.endswith("compiled"):
-            note += f"; compile {(first[name] - t) * k:.0f} s"
-        target = TARGETS.get(name, "")
-        if name in TARGETS:
-            target += "; PSNR ≥45" if name == "ours fp32" else "; PSNR ≥40"
-        rows.append((name, f"{1 / t:.2f}", f"{t:.3f}", f"{t_orig / t:.2f}×", quality, against, target, note))
+    rows = table_rows(variants, first, best, outputs, counted)
     extra = []
     if args.pipeline:
         extra += external_rows("pipeline_speed", "run_pipeline_benchmark", model, args)
@@ -382,29 +417,7 @@ def main():
         fps = r["fps"]
         rows.append((r["variant"], f"{fps:.2f}", f"{1 / fps:.3f}", "", "", "", "", r.get("note", "")))
     print_table(rows)
-
-    slow = emulated(device, reduced)
-    counts = {precision: flops_per_frame(inference_form(model, device, precision), source, driving,
-                                         1 if precision != "fp32" and slow else args.batch_size)
-              for precision in ("fp32", reduced)}  # the forms differ: Winograd and narrow heads are fp32-only
-    per_frame, once = counts["fp32"]
-    peaks = {"fp32": matmul_peak(torch.float32, device),
-             reduced: matmul_peak(DTYPES[reduced], device, n=512 if slow else 2048, repeats=2 if slow else 5)}
-    original = original_flops_per_frame(model, source, driving)
-    print(f"physical limit: {per_frame / 1e9:.1f} GFLOP per frame in fp32, {counts[reduced][0] / 1e9:.1f} in {reduced} "
-          f"(+{once / 1e9:.1f} GFLOP once per source; "
-          f"the original's way: {original / 1e9:.1f} GFLOP per frame, "
-          f"{100 * original / best['original'] / peaks['fp32']:.0f} % of the fp32 peak; "
-          f"FlopCounterMode, convs and matmuls as executed); measured torch.mm peak (2048², {reduced} "
-          f"{512 if slow else 2048}²): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
-    for precision, peak in peaks.items():
-        name, flops = f"ours {precision}", counts[precision][0]
-        if precision != "fp32" and slow:
-            print(f"  {name}: no native {precision} on this CPU: its emulated matmul is no hardware limit")
-            continue
-        achieved = flops / best[name]
-        print(f"  {name}: limit {peak / flops:.2f} frames/s at the matmul peak; measured {1 / best[name]:.2f} "
-              f"= {100 * achieved / peak:.0f} % of peak ({achieved / 1e9:.0f} GFLOP/s)")
+    print_limits(model, args, device, reduced, source, driving, best)
 
 
 if __name__ == "__main__":
