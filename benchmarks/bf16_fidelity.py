@@ -14,15 +14,15 @@ and without Winograd or the narrow heads, on two models:
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "onnx")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "onnx"), str(ROOT / "benchmarks")]
 
+from animate_speed import psnr  # noqa: E402
 from test_onnx_parity import fixture_inputs, recipe_model  # noqa: E402  (the tests' recipe-B builder)
 
 import numpy as np  # noqa: E402
@@ -35,11 +35,6 @@ from dagan.io.image import read_image  # noqa: E402
 from dagan.io.video import iter_frames  # noqa: E402
 from dagan.inference.hardware import cpu_name, onednn_uses_amx  # noqa: E402
 from dagan.inference.optimize import conv_rewrite_dtypes, inference_form  # noqa: E402
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 FORMS = {"bf16 (the form's default here)": {}, "bf16 with bf16 Winograd": {"winograd": True},

@@ -29,8 +29,9 @@ class NarrowConv2d(nn.Module):
     """A k×k (k > 1), stride-1, zero-padded conv to few channels, as a k×1 conv plus k shifted adds.
 
     B×Cin×H×W → B×Cout×H'×W', H' = H + 2p − k + 1, in the input's memory format and the wide
-    conv's dtype, equal to the conv it was built from up to float rounding (sums in float32). `weight` is the wide conv's, so callers that
-    cast their input to a head's weight dtype keep working.
+    conv's dtype, equal to the conv it was built from up to float rounding (sums in float32).
+    `weight` is the wide conv's, so callers that cast their input to a head's weight dtype keep
+    working.
     """
 
     def __init__(self, conv: nn.Conv2d):

@@ -38,14 +38,15 @@ from torch import nn
 from dagan.errors import DaganError
 from dagan.inference.hardware import onednn_uses_amx
 from dagan.inference.memory import keep_freed_memory
+from dagan.inference.narrow import DTYPES as NARROW_DTYPES
 from dagan.inference.narrow import narrow_convs
+from dagan.inference.winograd import DTYPES as WINOGRAD_DTYPES
 from dagan.inference.winograd import winograd_convs
 from dagan.models.resnet import BasicBlock, Bottleneck, ResNet
 from dagan.models.spade import SPADEDecoder
 from dagan.nn import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-REWRITE_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -227,7 +228,13 @@ def conv_rewrite_dtypes(eligible: bool) -> tuple[torch.dtype, ...]:
     none off CPU or under torch.compile, float32 on CPUs where oneDNN runs bf16 on AMX, else both."""
     if not eligible:
         return ()
-    return (torch.float32,) if onednn_uses_amx() else REWRITE_DTYPES
+    return (torch.float32,) if onednn_uses_amx() else (torch.float32, torch.bfloat16)
+
+
+def chosen_dtypes(flag: bool | None, defaults: tuple, every: tuple) -> tuple:
+    """A rewrite's dtypes for its `inference_form` flag: `defaults` for None, `every` dtype it
+    takes for True, none for False."""
+    return defaults if flag is None else (every if flag else ())
 
 
 def inference_form(model, device: torch.device | str = "cpu", precision: str = "fp32",
@@ -256,13 +263,11 @@ def inference_form(model, device: torch.device | str = "cpu", precision: str = "
     fast.to(device=device, dtype=DTYPES[precision])
     for head in float32_heads(fast):
         head.float()
-    rewrite_dtypes = conv_rewrite_dtypes(on_cpu and not compile)
-    if narrow is not False:
-        narrow_convs(fast, rewrite_dtypes if narrow is None else REWRITE_DTYPES)
+    defaults = conv_rewrite_dtypes(on_cpu and not compile)
+    narrow_convs(fast, chosen_dtypes(narrow, defaults, NARROW_DTYPES))
     if channels_last:
         fast.to(memory_format=torch.channels_last)
-    if winograd is not False:
-        winograd_convs(fast, dtypes=rewrite_dtypes if winograd is None else REWRITE_DTYPES)
+    winograd_convs(fast, dtypes=chosen_dtypes(winograd, defaults, WINOGRAD_DTYPES))
     fast.requires_grad_(False)
     fast.inference_precision = precision
     if compile:

@@ -1,4 +1,4 @@
-"""3×3 convolutions by Winograd's minimal filtering F(4×4, 3×3), for float32 and bfloat16 inference on CPU.
+"""3×3 convs by Winograd's minimal filtering F(4×4, 3×3), for float32 and bfloat16 inference on CPU.
 
 Each 6×6 input tile d (stride 4) gives a 4×4 output tile Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so a conv
 becomes 36 matrix products (tiles × Cin)·(Cin × Cout) with 36/144 = 1/4 of the direct
@@ -19,9 +19,9 @@ vox-256 with recipe-B weights and a few dB on the trained demo model, still far 
 bound. Measured on the 2-core AMD EPYC with AVX-512-BF16, batch 8: 256→256 at 64² takes 45 ms
 against 84 ms direct, 128→128 at 64² 16.5 against 21 ms; of vox-256's convs at batch 8 with
 outputs of at least MIN_SIDE², every one at least 128 channels wide gained (1.1–2.2× in two runs
-of `benchmarks/conv_shapes.py`) while the 64→64 ones lost (0.7–0.9×), hence `MIN_CHANNELS_BF16`. With AMX the direct bf16 kernels have about five
-times the matmul peak (2088 against 418 GFLOP/s measured), so the inference form uses bf16
-Winograd only where oneDNN has no AMX.
+of `benchmarks/conv_shapes.py`) while the 64→64 ones lost (0.7–0.9×), hence `MIN_CHANNELS_BF16`.
+With AMX the direct bf16 kernels have about five times the matmul peak (2088 against 418 GFLOP/s
+measured), so the inference form uses bf16 Winograd only where oneDNN has no AMX.
 """
 
 from __future__ import annotations
