@@ -2,9 +2,13 @@
 # GPU readiness in one go, under 8 minutes on one GPU:
 #   1. the gpu-marked tests (CUDA inference forms fp32/bf16/fp16, mixed-precision training steps, and
 #      a 2-step NCCL DDP run when more than one GPU is visible);
-#   2. animate speed of the vox-256 networks at batch 1/8/32 × fp32/bf16/fp16 × eager/torch.compile,
-#      one table (benchmarks/gpu_speed.py; rows past its time budget print as skipped).
-# Usage: bash benchmarks/gpu_check.sh        (from anywhere; PYTHON=/path/to/python to choose the interpreter)
+#   2. animate speed of the vox-256 networks at batch 1/8/32 × fp32/bf16/fp16 × eager / CUDA graphs /
+#      torch.compile / both, one table (benchmarks/gpu_speed.py; compiled rows past the time budget
+#      print as skipped);
+#   3. `dagan animate --profile` on the GPU, end to end on the bundled sample (already a face crop,
+#      so no dlib is needed): the demo model in fp32, and the vox-256 architecture in bf16 at batch 32.
+# Usage: bash benchmarks/gpu_check.sh        (from anywhere; PYTHON=/path/to/python to choose the interpreter;
+#        GPU_CHECK_BUDGET_S=400, the seconds after which no compiled row starts, counted from the start)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,11 +38,24 @@ timeout 200 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider ${deselect[@]+"${d
 
 echo "== animate speed (networks only) =="
 elapsed=$(( $(date +%s) - start ))
-budget=$(( 400 - elapsed ))   # leave room under 8 minutes for the last row started before the budget ends
+budget=$(( ${GPU_CHECK_BUDGET_S:-400} - elapsed ))   # leave room under 8 minutes for the last row started before the budget ends
 if [ "$budget" -lt 60 ]; then budget=60; fi
 speed_rc=0
 timeout $(( budget + 60 )) "$PYTHON" benchmarks/gpu_speed.py --device cuda --batches 1 8 32 \
     --precisions fp32 bf16 fp16 --compile --budget-s "$budget" || speed_rc=$?
 
-echo "gpu_check: tests exit $tests_rc, speed exit $speed_rc, $(( $(date +%s) - start )) s in all"
-[ "$tests_rc" -eq 0 ] && [ "$speed_rc" -eq 0 ]
+echo "== dagan animate --profile on the GPU (bundled sample, --no-crop) =="
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+animate_rc=0
+for run in "fp32 8 bundled" "bf16 32 preset:vox-256"; do
+    set -- $run
+    model=(); [ "$3" = bundled ] || model=(--model "$3")
+    echo "-- ${3} model, --precision $1 --batch-size $2"
+    timeout 120 "$PYTHON" -m dagan animate --no-crop --device cuda --precision "$1" --batch-size "$2" \
+        ${model[@]+"${model[@]}"} --profile --no-audio -o "$out/$1_$2.mp4" 2>&1 | grep -v "animating:" \
+        || animate_rc=$?
+done
+
+echo "gpu_check: tests exit $tests_rc, speed exit $speed_rc, animate exit $animate_rc, $(( $(date +%s) - start )) s in all"
+[ "$tests_rc" -eq 0 ] && [ "$speed_rc" -eq 0 ] && [ "$animate_rc" -eq 0 ]
