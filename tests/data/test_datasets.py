@@ -12,16 +12,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from dagan.data.augmentation import ClipAugmentation
-from dagan.data.datasets import (
-    ClipReader,
-    EvaluationPairs,
-    FramePair,
-    FrameSequenceDataset,
-    PairDataset,
-    list_clips,
-    make_pairs,
-    sample_rng,
-)
+from dagan.data.datasets import ClipReader, FrameSequenceDataset, PairDataset, list_clips, sample_rng
+from dagan.data.pairs import EvaluationPairs, FramePair, make_pairs
 from dagan.errors import DaganError
 from dagan.io.video import VideoWriter
 

@@ -88,8 +88,8 @@ def test_evaluate_pairs_against_reference_predictions(synth, tiny_model, tmp_pat
     if stand_in == "driving":
         assert rec["L1"] == 0 and rec["SSIM"] == pytest.approx(1), rec
     else:
+        from dagan.data.pairs import EvaluationPairs
         from dagan.evaluation.metrics import l1, prepare
-        from dagan.data.datasets import EvaluationPairs
 
         pairs = EvaluationPairs.read_csv(tmp_path / "p.csv", synth)
         copy = np.mean([l1(prepare(pairs[i]["source"].permute(1, 2, 0).numpy(), 64),

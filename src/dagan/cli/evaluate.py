@@ -28,12 +28,11 @@ def run(args):
 
     from dagan import assets
     from dagan.cli.common import check_output_file
-    from dagan.data.datasets import EvaluationPairs, make_pairs
+    from dagan.data.pairs import EvaluationPairs, make_pairs
+    from dagan.errors import DaganError
     from dagan.evaluation.lpips import try_load_lpips
     from dagan.evaluation.protocols import evaluate_cross_identity, evaluate_pairs, evaluate_videos, markdown_report
     from dagan.inference.pipeline import resolve_device
-
-    from dagan.errors import DaganError
 
     out = Path(args.output)
     check_output_file(out)

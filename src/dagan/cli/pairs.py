@@ -10,7 +10,7 @@ def add_arguments(p):
 
 
 def run(args):
-    from dagan.data.datasets import make_pairs
+    from dagan.data.pairs import make_pairs
     from dagan.errors import DaganError
 
     if args.num_pairs < 1:

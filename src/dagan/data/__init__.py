@@ -8,17 +8,8 @@ from dagan.data.augmentation import (
     depth_augmentation,
     pair_augmentation,
 )
-from dagan.data.datasets import (
-    Clip,
-    ClipReader,
-    EvaluationPairs,
-    FramePair,
-    FrameSequenceDataset,
-    PairDataset,
-    list_clips,
-    make_pairs,
-    sample_rng,
-)
+from dagan.data.datasets import Clip, ClipReader, FrameSequenceDataset, PairDataset, list_clips, sample_rng
+from dagan.data.pairs import EvaluationPairs, FramePair, make_pairs
 
 __all__ = [
     "AugmentParams",

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dagan.data.datasets import ClipReader, EvaluationPairs, list_clips
+from dagan.data.datasets import ClipReader, list_clips
+from dagan.data.pairs import EvaluationPairs
 from dagan.errors import DaganError
 from dagan.evaluation.headpose import pose_error
 from dagan.evaluation.landmarks import cosine_similarity, detect_face
