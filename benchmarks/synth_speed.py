@@ -17,7 +17,9 @@ import time
 import numpy as np
 
 from dagan.data.synth import _builtin_face, head_framing
-from dagan.data.synth_render import build_head, intrinsics_matrix, pose_matrix, project, rasterize, render_head
+from dagan.data.head_mesh import build_head
+from dagan.data.raster import intrinsics_matrix, pose_matrix, project, rasterize
+from dagan.data.synth_render import render_head
 
 
 def best_seconds(fn, repeats: int) -> float:

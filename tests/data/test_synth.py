@@ -16,16 +16,9 @@ from dagan.data.synth import (
     sample_motion,
     synthesize,
 )
-from dagan.data.synth_render import (
-    MIRROR_68,
-    Appearance,
-    build_head,
-    intrinsics_matrix,
-    pose_matrix,
-    project,
-    rasterize,
-    render_head,
-)
+from dagan.data.head_mesh import MIRROR_68, Appearance, build_head
+from dagan.data.raster import intrinsics_matrix, pose_matrix, project, rasterize
+from dagan.data.synth_render import render_head
 from dagan.errors import DaganError
 from dagan.io.video import iter_frames
 

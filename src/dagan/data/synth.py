@@ -2,7 +2,7 @@
 
 Faces come from photos that ship inside installed packages (scikit-image's `astronaut`,
 matplotlib's `grace_hopper.jpg` when matplotlib is installed) plus any user photos. Each photo is
-lifted to a textured 3-D head (`dagan.data.synth_render.build_head`); identities beyond the number
+lifted to a textured 3-D head (`dagan.data.head_mesh.build_head`); identities beyond the number
 of photos are procedural variants of them (mirrored, recoloured skin/hair, wider or narrower
 face, flatter or deeper relief). Every clip gives the head smooth random motion (yaw, pitch and
 roll within about ±25°, small translations, ±5% distance changes), speech-like mouth opening and
@@ -56,14 +56,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from dagan.data.synth_render import (
-    Appearance,
-    HeadModel,
-    build_head,
-    intrinsics_matrix,
-    pose_matrix,
-    render_head,
-)
+from dagan.data.head_mesh import Appearance, HeadModel, build_head
+from dagan.data.raster import intrinsics_matrix, pose_matrix
+from dagan.data.synth_render import render_head
 from dagan.errors import DaganError
 
 __all__ = [
