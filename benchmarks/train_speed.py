@@ -23,7 +23,8 @@ import torch
 
 from dagan.training.config import get_depth_preset, get_train_preset
 from dagan.training.depth_loop import build_depth_optim, build_depth_parts, depth_step
-from dagan.training.loop import build_optim, build_parts, build_perceptual, resolve_precision, train_step
+from dagan.training.common import resolve_precision
+from dagan.training.loop import build_optim, build_parts, build_perceptual, train_step
 
 
 def _sync(device: torch.device) -> None:

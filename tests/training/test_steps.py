@@ -117,7 +117,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
 def test_precision_resolution():
     from dagan.errors import DaganError
-    from dagan.training.loop import resolve_precision
+    from dagan.training.common import resolve_precision
 
     assert resolve_precision("auto", CPU) == "fp32" and resolve_precision("fp32", CPU) == "fp32"
     with pytest.raises(DaganError, match="needs CUDA"):

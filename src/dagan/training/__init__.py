@@ -16,7 +16,8 @@ from dagan.training.config import (
 )
 from dagan.training.depth_loop import train_depth
 from dagan.training.export import load_depth, read_depth_config, save_depth
-from dagan.training.loop import NonFiniteLossError, train
+from dagan.training.common import NonFiniteLossError
+from dagan.training.loop import train
 
 __all__ = [
     "DEPTH_PRESETS",

@@ -31,7 +31,7 @@ from dagan.training.checkpoint import capture_rng_state, restore_rng_state, save
 from dagan.training.config import DepthTrainConfig, to_plain
 from dagan.training.export import save_depth
 from dagan.training.logging import RunLogger, format_line, image_grid, to_rgb
-from dagan.training.loop import (
+from dagan.training.common import (
     MODEL_DIR,
     autocast,
     batch_description,
