@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from dagan.cli.main import main
-from dagan.data.synth import flat_depth_baseline, load_truth
+from dagan.data.synth import load_truth
+from dagan.evaluation.depth import flat_depth_baseline
 from dagan.io import iter_frames, probe_video
 
 

@@ -1,4 +1,5 @@
-"""Synthetic talking-head clips: renderer, motion, dataset files, determinism, depth metrics."""
+"""Synthetic talking-head clips: renderer, motion, dataset files, determinism, and the depth metrics
+(dagan.evaluation.depth) on their ground truth."""
 
 import json
 
@@ -8,8 +9,6 @@ import pytest
 from dagan.data.synth import (
     TRUTH_KEYS,
     _builtin_face,
-    depth_agreement,
-    flat_depth_baseline,
     head_framing,
     load_truth,
     random_appearance,
@@ -20,6 +19,7 @@ from dagan.data.head_mesh import MIRROR_68, Appearance, build_head
 from dagan.data.raster import intrinsics_matrix, pose_matrix, project, rasterize
 from dagan.data.synth_render import render_head
 from dagan.errors import DaganError
+from dagan.evaluation.depth import depth_agreement, flat_depth_baseline
 from dagan.io.video import iter_frames
 
 SIZE = 64

@@ -43,7 +43,7 @@ def test_frames_fps_and_audio_preserved(tiny_dir, clip, tmp_path):
     out = tmp_path / "out.mp4"
     assert run("--model", tiny_dir, "--source", ASSETS / "sample_source.png", "--driving", clip, "--no-crop",
                "-o", out) == 0
-    info, src = probe_video(out), probe_video(clip)
+    info = probe_video(out)
     assert info.num_frames == 12 and info.frame_rate == Fraction(30000, 1001)
     assert (info.width, info.height) == (64, 64)
     assert info.has_audio and abs(audio_seconds(out) - audio_seconds(clip)) < 0.05

@@ -75,8 +75,6 @@ __all__ = [
     "save_truth",
     "load_truth",
     "synthesize",
-    "depth_agreement",
-    "flat_depth_baseline",
 ]
 
 BUILTIN_PHOTOS = ("astronaut", "grace_hopper")
@@ -559,82 +557,3 @@ def synthesize(
     tmp.write_text(text)
     os.replace(tmp, root / "synth.json")
     return summary
-
-
-# --------------------------------------------------------------------------------------------
-# Depth metrics
-
-
-def depth_agreement(pred, gt, mask, *, pred_is_disparity: bool = False) -> dict[str, float]:
-    """How well a predicted depth map matches the truth up to scale, on the face mask.
-
-    Per frame: pixels with mask, finite positive truth and finite positive prediction count;
-    the prediction is inverted first if `pred_is_disparity` (DaGAN's depth network outputs a
-    disparity-like map: larger = nearer), then multiplied by median(gt) / median(pred) (median
-    scaling: monocular depth has no scale). Then
-
-    * abs_rel = mean |p − g| / g,
-    * delta_1_25 = share of pixels with max(p/g, g/p) < 1.25,
-    * pearson = correlation of p and g (0 when either is constant: a flat map has no shape),
-
-    averaged over frames that have at least 2 valid pixels.
-
-    Args:
-        pred, gt: H×W or T×H×W (numpy arrays or tensors); gt in any unit, background ignored.
-        mask: bool, same shape: where to compare (the `mask` of the ground truth).
-        pred_is_disparity: invert `pred` before scaling.
-
-    Returns:
-        {"abs_rel", "delta_1_25", "pearson", "frames"}.
-
-    Raises:
-        ValueError: shape mismatch, or no frame with valid pixels.
-    """
-    p = _as_frames(pred)
-    g = _as_frames(gt)
-    m = _as_frames(mask).astype(bool)
-    if not (p.shape == g.shape == m.shape):
-        raise ValueError(f"pred, gt and mask must have the same shape, got {p.shape}, {g.shape}, {m.shape}")
-    rows = []
-    for pf, gf, mf in zip(p, g, m):
-        valid = mf & np.isfinite(gf) & (gf > 0) & np.isfinite(pf) & (pf > 0)
-        if valid.sum() < 2:
-            continue
-        pv, gv = pf[valid], gf[valid]
-        if pred_is_disparity:
-            pv = 1.0 / pv
-        pv = pv * (np.median(gv) / np.median(pv))
-        ratio = np.maximum(pv / gv, gv / pv)
-        if pv.std() > 0 and gv.std() > 0:
-            pearson = float(np.corrcoef(pv, gv)[0, 1])
-        else:
-            pearson = 0.0
-        rows.append((float(np.mean(np.abs(pv - gv) / gv)), float(np.mean(ratio < 1.25)), pearson))
-    if not rows:
-        raise ValueError("no frame has valid pixels (mask ∧ gt > 0 ∧ pred > 0)")
-    arr = np.array(rows)
-    return {
-        "abs_rel": float(arr[:, 0].mean()),
-        "delta_1_25": float(arr[:, 1].mean()),
-        "pearson": float(arr[:, 2].mean()),
-        "frames": len(rows),
-    }
-
-
-def flat_depth_baseline(gt, mask) -> dict[str, float]:
-    """`depth_agreement` of a constant prediction (after median scaling: every pixel at the
-    median depth of the face): the score a depth network must beat to have learned any shape."""
-    g = _as_frames(gt)
-    return depth_agreement(np.ones_like(g), g, mask)
-
-
-def _as_frames(x) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    arr = arr.astype(np.float64) if arr.dtype != bool else arr
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise ValueError(f"expected H×W or T×H×W, got shape {arr.shape}")
-    return arr

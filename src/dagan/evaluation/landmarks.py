@@ -15,7 +15,6 @@ the image given (the evaluation size when called from `dagan.evaluation.metrics`
 """
 
 import functools
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 

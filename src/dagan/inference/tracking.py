@@ -17,12 +17,15 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from dagan.errors import DaganError
 from dagan.inference.face import DEFAULT_LIFT, DEFAULT_MARGIN, Box, crop_box_from_face, detect_faces, largest_face
+
+if TYPE_CHECKING:
+    from dagan.io.yuv import YuvFrame
 
 __all__ = ["TrackedFrame", "TrackReport", "Follower", "CorrelationFollower", "FaceTracker", "track_crops"]
 
