@@ -37,6 +37,16 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import Delaunay, cKDTree
 from skimage.measure import points_in_poly
 
+from dagan.data.curves import (
+    dedupe,
+    densify,
+    interp_curve,
+    outline_normals,
+    resample_closed,
+    segment_distance,
+    smoothstep,
+    vertex_normals,
+)
 from dagan.errors import DaganError
 
 __all__ = ["LANDMARK_DEPTH_MM", "MIRROR_68", "Appearance", "HeadModel", "build_head"]
@@ -156,48 +166,6 @@ class HeadModel:
 # Head construction
 
 
-def smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
-def _resample_closed(points: np.ndarray, values: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Points of a closed polygon at equal arc-length steps of about `spacing`, starting at
-    points[0], with a per-point value interpolated along the way."""
-    pts = np.vstack([points, points[:1]])
-    vals = np.append(values, values[0])
-    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
-    n = max(int(round(cum[-1] / spacing)), 3)
-    s = np.linspace(0.0, cum[-1], n, endpoint=False)
-    out = np.stack([np.interp(s, cum, pts[:, 0]), np.interp(s, cum, pts[:, 1])], axis=1)
-    return out, np.interp(s, cum, vals)
-
-
-def _densify(points: np.ndarray, spacing: float) -> np.ndarray:
-    """Points strictly between consecutive points of a polyline, at most `spacing` apart."""
-    out = []
-    for a, b in zip(points[:-1], points[1:]):
-        n = max(int(math.ceil(np.linalg.norm(b - a) / spacing)), 1)
-        for k in range(1, n):
-            out.append(a + (b - a) * k / n)
-    return np.array(out, dtype=np.float64).reshape(-1, 2)
-
-
-def _segment_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Distance of N×2 points to a polyline (M×2)."""
-    a, b = polyline[:-1], polyline[1:]  # S×2
-    ab = b - a
-    t = ((points[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12)[None]
-    proj = a[None] + np.clip(t, 0.0, 1.0)[..., None] * ab[None]  # N×S×2
-    return np.linalg.norm(points[:, None] - proj, axis=-1).min(1)
-
-
-def _interp_curve(x: np.ndarray, curve: np.ndarray) -> np.ndarray:
-    """y of a curve given by points sorted along x, evaluated at x (held constant beyond the ends)."""
-    order = np.argsort(curve[:, 0], kind="stable")
-    return np.interp(x, curve[order, 0], curve[order, 1])
-
-
 def _color_transform(rgb: np.ndarray, app: Appearance, face_mean_luma: float) -> np.ndarray:
     """Apply the appearance's colour changes (YIQ space) to an ...×3 float array."""
     to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -209,6 +177,26 @@ def _color_transform(rgb: np.ndarray, app: Appearance, face_mean_luma: float) ->
     q = (s * yiq[..., 1] + c * yiq[..., 2]) * app.saturation
     out = np.stack([y, i, q], axis=-1) @ np.linalg.inv(to_yiq).T
     return np.clip(out, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class _FaceFrame:
+    """The photo's face in face-aligned millimetres, P = a_mat·(p − origin), and its proportions."""
+
+    L: np.ndarray  # 68×2 landmarks, mm
+    a_mat: np.ndarray  # 2×2 photo pixels → mm (roll undone, aspect applied)
+    origin: np.ndarray  # the nose tip in photo pixels
+    mm_per_px: float
+    brow_y: float
+    chin_y: float
+    face_h: float  # chin below the brows
+    center: np.ndarray  # between the ear ends of the jaw (landmarks 0, 16)
+    half_w: float  # half-width of the head outline
+    top_h: float  # height of the outline's top above `center`
+
+    @property
+    def a_inv(self) -> np.ndarray:
+        return np.linalg.inv(self.a_mat)
 
 
 def build_head(
@@ -233,115 +221,16 @@ def build_head(
     Raises:
         ValueError: bad shapes; DaganError: degenerate landmarks (e.g. eyes on top of each other).
     """
-    img = np.asarray(photo)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"photo must be H×W×3, got shape {img.shape}")
-    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else np.clip(img.astype(np.float32), 0.0, 1.0)
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape != (68, 2):
-        raise ValueError(f"landmarks must be 68×2, got shape {lm.shape}")
-    if appearance.mirror:
-        img = img[:, ::-1]
-        lm = lm.copy()
-        lm[:, 0] = img.shape[1] - lm[:, 0]
-        lm = lm[MIRROR_68]
+    img, fr = _align_face(photo, landmarks, appearance)
+    L, dscale = fr.L, appearance.depth_scale
+    outline, outline_z = _head_outline(fr, grid_mm)
+    spline = _depth_spline(fr, outline, outline_z, dscale)
 
-    # Photo → face-aligned millimetres: P = A·(p − origin).
-    eye_vec = lm[45] - lm[36]
-    eye_dist = float(np.linalg.norm(eye_vec))
-    if not eye_dist > 1e-3:
-        raise DaganError("degenerate face landmarks: the eye corners coincide")
-    ang = math.atan2(eye_vec[1], eye_vec[0])
-    rot = np.array([[math.cos(ang), math.sin(ang)], [-math.sin(ang), math.cos(ang)]])  # undo the photo's roll
-    mm_per_px = _EYE_DISTANCE_MM / eye_dist
-    a_mat = np.diag([appearance.aspect, 1.0]) @ rot * mm_per_px
-    origin = lm[30].copy()
-    a_inv = np.linalg.inv(a_mat)
-    L = (lm - origin) @ a_mat.T  # 68×2 mm
-
-    # Inner lips: the lower inner lip never above the upper one.
-    for up, low in ((61, 67), (62, 66), (63, 65)):
-        if L[low, 1] < L[up, 1]:
-            L[up, 1] = L[low, 1] = 0.5 * (L[up, 1] + L[low, 1])
-
-    brow_y = L[17:27, 1].mean()
-    chin_y = L[8, 1]
-    face_h = chin_y - brow_y
-    if not face_h > 1.0:
-        raise DaganError("degenerate face landmarks: the chin is not below the brows")
-    dscale = appearance.depth_scale
-
-    # Head outline: jaw 3..13 pushed out, closed by a half-ellipse over the top through the ears.
-    center = 0.5 * (L[0] + L[16])
-    half_w = 0.5 * abs(L[16, 0] - L[0, 0]) * 1.1
-    top_h = center[1] - (brow_y - 0.8 * face_h)
-    theta = np.linspace(math.pi, 0.0, 41)  # image left → over the top → image right
-    arc = np.stack([center[0] + half_w * np.cos(theta), center[1] - top_h * np.sin(theta)], axis=1)
-    jaw_c = L[0:17].mean(0)
-    jaw = L[13:2:-1]  # image right → left along the jaw
-    jaw = jaw + (jaw - jaw_c) * 0.03
-    outline_ctrl = np.vstack([arc, jaw])  # a closed loop (arc ends at the right ear, jaw goes back left)
-    # Outline depth: the silhouette is ~105 mm behind the nose tip over the top, deeper at the ears.
-    ctrl_z = np.concatenate([105.0 + 10.0 * (1.0 - np.sin(theta)), LANDMARK_DEPTH_MM[13:2:-1] + 8.0])
-    outline, outline_z = _resample_closed(outline_ctrl, ctrl_z, grid_mm)
-
-    # Control points of the depth spline (x, y, z mm).
-    ctrl_xy = [L, outline]
-    ctrl_zs = [LANDMARK_DEPTH_MM * dscale, outline_z * math.sqrt(dscale)]
-    for j, k, t, zz in ((1, 31, 0.5, 45.0), (3, 48, 0.5, 47.0), (0, 36, 0.5, 60.0)):  # cheeks, temples
-        for a, b in ((j, k), (16 - j, int(MIRROR_68[k]))):
-            ctrl_xy.append((L[a] + t * (L[b] - L[a]))[None])
-            ctrl_zs.append(np.array([zz * dscale]))
-    z_sil, z_front = 105.0, 20.0
-    fore = []
-    fore_z = []
-    for rho in (0.35, 0.65, 0.85):
-        for th in np.radians(np.arange(20, 161, 20)):
-            p = np.array([center[0] + rho * half_w * math.cos(th), center[1] - rho * top_h * math.sin(th)])
-            if p[1] < brow_y - 8.0:
-                fore.append(p)
-                fore_z.append(z_sil - (z_sil - z_front) * math.sqrt(1.0 - rho * rho))
-    if fore:
-        ctrl_xy.append(np.array(fore))
-        ctrl_zs.append(np.array(fore_z) * dscale)
-    cxy = np.vstack(ctrl_xy)
-    cz = np.concatenate(ctrl_zs)
-    cxy, cz = _dedupe(cxy, cz, 0.5)
-    spline = RBFInterpolator(cxy, cz, kernel="thin_plate_spline", smoothing=1.0)
-
-    # Vertices: landmarks, dense lip/lid samples, outline, grid.
-    upper = L[list(_INNER_UPPER)]
-    lower = L[list(_INNER_LOWER)]
-    lip_step = grid_mm / 3.0
-    upper_s = _densify(upper, lip_step)
-    lower_s = _densify(lower, lip_step)
-    lid_s = [_densify(L[list(lid)], grid_mm / 2.0) for eye in _EYES for lid in eye[:2]]
-    special = np.vstack([L, upper_s, lower_s] + lid_s)
-    n_lm, n_up, n_low = 68, len(upper_s), len(lower_s)
-    label = np.zeros(len(special), dtype=np.int8)  # 1 upper inner lip, 2 lower inner lip
-    label[list(_INNER_UPPER[1:-1])] = 1
-    label[list(_INNER_LOWER[1:-1])] = 2
-    label[n_lm : n_lm + n_up] = 1
-    label[n_lm + n_up : n_lm + n_up + n_low] = 2
-
-    # Hexagonal grid inside the outline, clear of the outline, the special points and the lips.
-    ymin, ymax = outline[:, 1].min(), outline[:, 1].max()
-    xmin, xmax = outline[:, 0].min(), outline[:, 0].max()
-    rows = np.arange(ymin, ymax + grid_mm, grid_mm * math.sqrt(3) / 2)
-    grid = []
-    for r, y in enumerate(rows):
-        xs = np.arange(xmin + (r % 2) * grid_mm / 2, xmax, grid_mm)
-        grid.append(np.stack([xs, np.full_like(xs, y)], axis=1))
-    grid = np.vstack(grid)
-    grid = grid[points_in_poly(grid, outline)]
-    grid = grid[_segment_distance(grid, np.vstack([outline, outline[:1]])) > 0.5 * grid_mm]
-    grid = grid[cKDTree(special).query(grid)[0] > 0.45 * grid_mm]
-    mouth_poly = np.vstack([upper, lower[::-1][1:-1]])
-    lip_line = np.vstack([upper, lower[::-1]])
-    grid = grid[~points_in_poly(grid, mouth_poly) & (_segment_distance(grid, lip_line) > 0.6 * grid_mm)]
-
-    # Rings beyond the outline (the head curls back): 2-D positions for triangulation only.
-    normals2d = _outline_normals(outline)
+    # Vertices: landmarks, dense lip/lid samples, outline, grid, and rings beyond the outline (the
+    # head curls back; their 2-D positions serve the triangulation only).
+    special, label, upper, lower, n_lips = _special_points(L, grid_mm)
+    grid = _hex_grid(outline, special, upper, lower, grid_mm)
+    normals2d = outline_normals(outline)
     rings = [outline + normals2d * (k * 0.9 * grid_mm) for k in (1, 2, 3)]
     flat = np.vstack([special, grid, outline] + rings)  # all 2-D parameter positions
     n_special, n_grid, n_out = len(special), len(grid), len(outline)
@@ -351,37 +240,11 @@ def build_head(
     # Expression fields (mm) on the 2-D positions (rings use their outline anchor).
     anchor = np.concatenate([np.arange(n_core), np.tile(np.arange(n_special + n_grid, n_core), 3)])
     at = flat[anchor]
-    mouth_w = _jaw_weight(at, labels[anchor], L, lower, chin_y)
+    mouth_w = _jaw_weight(at, labels[anchor], L, lower, fr.chin_y)
     blink_dy = _blink_shift(at, L)
 
-    # Triangulate with the mouth opened, so the interior triangles span the lip gap.
-    opened = flat + np.stack([np.zeros(len(flat)), 8.0 * mouth_w], axis=1)
-    tri = Delaunay(opened)
-    faces = tri.simplices.astype(np.int64)
-    cent = opened[faces].mean(1)
-    outer_ring = rings[-1] + np.stack([np.zeros(n_out), 8.0 * mouth_w[n_core - n_out : n_core]], axis=1)
-    faces = faces[points_in_poly(cent, outer_ring)]
-    cent = opened[faces].mean(1)
-    opened_mouth = np.vstack([opened[list(_INNER_UPPER)], opened[n_lm : n_lm + n_up]])
-    opened_mouth_low = np.vstack([opened[list(_INNER_LOWER)], opened[n_lm + n_up : n_lm + n_up + n_low]])
-    gap = _lip_polygon(opened_mouth, opened_mouth_low)
-    interior = points_in_poly(cent, gap) & _all_lip(faces, labels)
-    # Orient every triangle counter-clockwise in the opened 2-D domain (consistent normals).
-    e1, e2 = opened[faces[:, 1]] - opened[faces[:, 0]], opened[faces[:, 2]] - opened[faces[:, 0]]
-    flip = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0
-    faces[flip] = faces[flip][:, ::-1]
-
-    # 3-D positions (mm, z behind the nose tip).
-    z_core = spline(flat[:n_core])
-    xyz = np.zeros((len(flat), 3))
-    xyz[:n_core, :2] = flat[:n_core]
-    xyz[:n_core, 2] = z_core
-    radius = 30.0
-    for k in (1, 2, 3):
-        phi = math.radians(27.0 * k)
-        sl = slice(n_core + (k - 1) * n_out, n_core + k * n_out)
-        xyz[sl, :2] = outline + normals2d * radius * (math.cos(phi) - 1.0)
-        xyz[sl, 2] = z_core[n_special + n_grid :] + radius * math.sin(phi)
+    faces, interior = _triangulate(flat, mouth_w, labels, n_core, n_out, n_lips)
+    xyz = _lift(flat, spline(flat[:n_core]), outline, normals2d, n_core)
 
     # Neck: a vertical half-cylinder behind the jaw, textured by frontal projection of the photo.
     neck_xyz, neck_faces, neck_src = _neck(L, grid_mm, dscale)
@@ -390,51 +253,10 @@ def build_head(
     faces = np.vstack([faces, neck_faces + n_head])
     interior = np.concatenate([interior, np.zeros(len(neck_faces), dtype=bool)])
 
-    # Texture: photo → crop → optional downscale → colour changes → hair tint.
     tex_src = flat.copy()
     for k in (1, 2, 3):
-        sl = slice(n_core + (k - 1) * n_out, n_core + k * n_out)
-        tex_src[sl] = outline - normals2d * (0.6 * k * grid_mm)
-    tex_src = np.vstack([tex_src, neck_src])
-    photo_xy = tex_src @ a_inv.T + origin  # N×2 photo pixels
-    x0 = int(max(math.floor(photo_xy[:, 0].min()) - 4, 0))
-    y0 = int(max(math.floor(photo_xy[:, 1].min()) - 4, 0))
-    x1 = int(min(math.ceil(photo_xy[:, 0].max()) + 4, img.shape[1]))
-    y1 = int(min(math.ceil(photo_xy[:, 1].max()) + 4, img.shape[0]))
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        raise DaganError("the face lies outside the photo")
-    tex = img[y0:y1, x0:x1]
-    uv = photo_xy - np.array([x0, y0], dtype=np.float64)
-    px_per_mm = 1.0 / mm_per_px
-    if texture_px_per_mm is not None and px_per_mm > 1.5 * texture_px_per_mm:
-        factor = texture_px_per_mm / px_per_mm
-        new_size = (max(int(round(tex.shape[1] * factor)), 8), max(int(round(tex.shape[0] * factor)), 8))
-        u8 = Image.fromarray((tex * 255.0 + 0.5).astype(np.uint8))
-        tex = np.asarray(u8.resize(new_size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
-        uv = uv * np.array([new_size[0] / (x1 - x0), new_size[1] / (y1 - y0)])
-        tex_scale = np.array([new_size[0] / (x1 - x0), new_size[1] / (y1 - y0)])
-    else:
-        tex_scale = np.array([1.0, 1.0])
-    # Face-aligned mm of every texture pixel (for the hair mask and the face luma).
-    hh, ww = tex.shape[:2]
-    gx, gy = np.meshgrid((np.arange(ww) + 0.5) / tex_scale[0] + x0, (np.arange(hh) + 0.5) / tex_scale[1] + y0)
-    tex_mm = (np.stack([gx, gy], axis=-1) - origin) @ a_mat.T  # Ht×Wt×2
-    face_region = points_in_poly(tex_mm.reshape(-1, 2), L[list(range(17)) + list(range(26, 16, -1))]).reshape(hh, ww)
-    luma = tex @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    face_luma = float(luma[face_region].mean()) if face_region.any() else float(luma.mean())
-    tex = _color_transform(tex.astype(np.float64), appearance, face_luma)
-    if appearance.hair_rgb is not None:
-        hairline = brow_y - 0.3 * face_h
-        top = smoothstep((hairline - tex_mm[..., 1]) / 8.0)
-        side = smoothstep((np.abs(tex_mm[..., 0] - center[0]) - 0.95 * 0.5 * abs(L[16, 0] - L[0, 0])) / 6.0)
-        side = side * smoothstep((L[48, 1] - tex_mm[..., 1]) / 10.0)
-        m = np.maximum(top, side)[..., None] * float(appearance.hair_strength)
-        hair = np.asarray(appearance.hair_rgb, dtype=np.float64)
-        lum = tex @ np.array([0.299, 0.587, 0.114])
-        ref = float(np.median(lum[m[..., 0] > 0.4])) if (m[..., 0] > 0.4).any() else 0.5
-        tinted = np.clip(hair * (lum / max(ref, 0.05))[..., None], 0.0, 1.0)
-        tex = tex * (1.0 - m) + tinted * m
-    mouth_colors = _color_transform(np.stack([_TEETH_RGB, _CAVITY_RGB]), appearance, face_luma)
+        tex_src[n_core + (k - 1) * n_out : n_core + k * n_out] = outline - normals2d * (0.6 * k * grid_mm)
+    tex, uv, mouth_colors = _texture(img, np.vstack([tex_src, neck_src]), fr, appearance, texture_px_per_mm)
 
     # Canonical frame: metres relative to the pivot (ear height, ~95 mm behind the nose tip).
     pivot = np.array([0.5 * (L[27, 0] + L[8, 0]), 0.5 * (L[0, 1] + L[16, 1]), 95.0 * dscale])
@@ -447,7 +269,7 @@ def build_head(
     lip_side = np.zeros(len(vertices))
     lip_side[:n_head][labels == 2] = 1.0
     lip_side[[60, 64]] = 0.5
-    normals = _vertex_normals(vertices, faces)
+    normals = vertex_normals(vertices, faces)
     return HeadModel(
         vertices=vertices,
         faces=faces,
@@ -462,36 +284,219 @@ def build_head(
         neck=neck,
         mouth_colors=mouth_colors.astype(np.float32),
         face_width=float(np.ptp(L[:, 0])) * 1e-3,
-        info={"mm_per_photo_px": mm_per_px},
+        info={"mm_per_photo_px": fr.mm_per_px},
     )
 
 
-def _dedupe(xy: np.ndarray, z: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Merge control points closer than `tol` (their z averaged) so the spline system stays regular."""
-    tree = cKDTree(xy)
-    groups = tree.query_ball_point(xy, tol)
-    seen = np.zeros(len(xy), dtype=bool)
-    out_xy, out_z = [], []
-    for i, g in enumerate(groups):
-        if seen[i]:
-            continue
-        g = [j for j in g if not seen[j]]
-        seen[g] = True
-        out_xy.append(xy[g].mean(0))
-        out_z.append(z[g].mean())
-    return np.array(out_xy), np.array(out_z)
+def _align_face(photo: np.ndarray, landmarks: np.ndarray, appearance: Appearance) -> tuple[np.ndarray, _FaceFrame]:
+    """(H×W×3 float32 photo, mirrored if asked, and its face frame); photo → mm: P = A·(p − origin)."""
+    img = np.asarray(photo)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"photo must be H×W×3, got shape {img.shape}")
+    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else np.clip(img.astype(np.float32), 0.0, 1.0)
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"landmarks must be 68×2, got shape {lm.shape}")
+    if appearance.mirror:
+        img = img[:, ::-1]
+        lm = lm.copy()
+        lm[:, 0] = img.shape[1] - lm[:, 0]
+        lm = lm[MIRROR_68]
+    eye_vec = lm[45] - lm[36]
+    eye_dist = float(np.linalg.norm(eye_vec))
+    if not eye_dist > 1e-3:
+        raise DaganError("degenerate face landmarks: the eye corners coincide")
+    ang = math.atan2(eye_vec[1], eye_vec[0])
+    rot = np.array([[math.cos(ang), math.sin(ang)], [-math.sin(ang), math.cos(ang)]])  # undo the photo's roll
+    mm_per_px = _EYE_DISTANCE_MM / eye_dist
+    a_mat = np.diag([appearance.aspect, 1.0]) @ rot * mm_per_px
+    origin = lm[30].copy()
+    L = (lm - origin) @ a_mat.T  # 68×2 mm
+    # Inner lips: the lower inner lip never above the upper one.
+    for up, low in ((61, 67), (62, 66), (63, 65)):
+        if L[low, 1] < L[up, 1]:
+            L[up, 1] = L[low, 1] = 0.5 * (L[up, 1] + L[low, 1])
+    brow_y = L[17:27, 1].mean()
+    chin_y = L[8, 1]
+    face_h = chin_y - brow_y
+    if not face_h > 1.0:
+        raise DaganError("degenerate face landmarks: the chin is not below the brows")
+    center = 0.5 * (L[0] + L[16])
+    half_w = 0.5 * abs(L[16, 0] - L[0, 0]) * 1.1
+    top_h = center[1] - (brow_y - 0.8 * face_h)
+    return img, _FaceFrame(L, a_mat, origin, mm_per_px, brow_y, chin_y, face_h, center, half_w, top_h)
 
 
-def _outline_normals(outline: np.ndarray) -> np.ndarray:
-    """Unit outward normals of a closed polygon's vertices (smoothed over neighbours)."""
-    tangent = np.roll(outline, -1, axis=0) - np.roll(outline, 1, axis=0)
-    for _ in range(3):
-        tangent = tangent + 0.5 * (np.roll(tangent, 1, axis=0) + np.roll(tangent, -1, axis=0))
-    normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
-    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-    x, y = outline[:, 0], outline[:, 1]
-    signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
-    return normal if signed_area > 0 else -normal  # y points down: clockwise on screen is > 0
+def _head_outline(fr: _FaceFrame, grid_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The head outline, resampled every `grid_mm` (O×2 mm), and its depth (O): the jaw 3..13
+    pushed out, closed by a half-ellipse over the top through the ears."""
+    L = fr.L
+    theta = np.linspace(math.pi, 0.0, 41)  # image left → over the top → image right
+    arc = np.stack([fr.center[0] + fr.half_w * np.cos(theta), fr.center[1] - fr.top_h * np.sin(theta)], axis=1)
+    jaw_c = L[0:17].mean(0)
+    jaw = L[13:2:-1]  # image right → left along the jaw
+    jaw = jaw + (jaw - jaw_c) * 0.03
+    outline_ctrl = np.vstack([arc, jaw])  # a closed loop (arc ends at the right ear, jaw goes back left)
+    # Outline depth: the silhouette is ~105 mm behind the nose tip over the top, deeper at the ears.
+    ctrl_z = np.concatenate([105.0 + 10.0 * (1.0 - np.sin(theta)), LANDMARK_DEPTH_MM[13:2:-1] + 8.0])
+    return resample_closed(outline_ctrl, ctrl_z, grid_mm)
+
+
+def _depth_spline(fr: _FaceFrame, outline: np.ndarray, outline_z: np.ndarray, dscale: float) -> RBFInterpolator:
+    """A thin-plate spline (x, y mm → depth mm behind the nose tip) through the landmarks, the
+    outline, cheek and temple anchors and an ellipsoidal forehead/cranium cap."""
+    L, center = fr.L, fr.center
+    ctrl_xy = [L, outline]
+    ctrl_zs = [LANDMARK_DEPTH_MM * dscale, outline_z * math.sqrt(dscale)]
+    for j, k, t, zz in ((1, 31, 0.5, 45.0), (3, 48, 0.5, 47.0), (0, 36, 0.5, 60.0)):  # cheeks, temples
+        for a, b in ((j, k), (16 - j, int(MIRROR_68[k]))):
+            ctrl_xy.append((L[a] + t * (L[b] - L[a]))[None])
+            ctrl_zs.append(np.array([zz * dscale]))
+    z_sil, z_front = 105.0, 20.0
+    fore = []
+    fore_z = []
+    for rho in (0.35, 0.65, 0.85):
+        for th in np.radians(np.arange(20, 161, 20)):
+            p = np.array([center[0] + rho * fr.half_w * math.cos(th), center[1] - rho * fr.top_h * math.sin(th)])
+            if p[1] < fr.brow_y - 8.0:
+                fore.append(p)
+                fore_z.append(z_sil - (z_sil - z_front) * math.sqrt(1.0 - rho * rho))
+    if fore:
+        ctrl_xy.append(np.array(fore))
+        ctrl_zs.append(np.array(fore_z) * dscale)
+    cxy, cz = dedupe(np.vstack(ctrl_xy), np.concatenate(ctrl_zs), 0.5)
+    return RBFInterpolator(cxy, cz, kernel="thin_plate_spline", smoothing=1.0)
+
+
+def _special_points(L: np.ndarray, grid_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                           tuple[int, int]]:
+    """(S×2 points: the landmarks, then dense samples of the upper and lower inner lip and of the
+    eyelids; S labels, 1 upper inner lip, 2 lower; the upper and lower inner lip polylines; the
+    numbers of upper and lower lip samples)."""
+    upper = L[list(_INNER_UPPER)]
+    lower = L[list(_INNER_LOWER)]
+    lip_step = grid_mm / 3.0
+    upper_s = densify(upper, lip_step)
+    lower_s = densify(lower, lip_step)
+    lid_s = [densify(L[list(lid)], grid_mm / 2.0) for eye in _EYES for lid in eye[:2]]
+    special = np.vstack([L, upper_s, lower_s] + lid_s)
+    n_lm, n_up, n_low = 68, len(upper_s), len(lower_s)
+    label = np.zeros(len(special), dtype=np.int8)
+    label[list(_INNER_UPPER[1:-1])] = 1
+    label[list(_INNER_LOWER[1:-1])] = 2
+    label[n_lm : n_lm + n_up] = 1
+    label[n_lm + n_up : n_lm + n_up + n_low] = 2
+    return special, label, upper, lower, (n_up, n_low)
+
+
+def _hex_grid(outline: np.ndarray, special: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+              grid_mm: float) -> np.ndarray:
+    """A hexagonal grid inside the outline, clear of the outline, the special points and the lips."""
+    ymin, ymax = outline[:, 1].min(), outline[:, 1].max()
+    xmin, xmax = outline[:, 0].min(), outline[:, 0].max()
+    rows = np.arange(ymin, ymax + grid_mm, grid_mm * math.sqrt(3) / 2)
+    grid = []
+    for r, y in enumerate(rows):
+        xs = np.arange(xmin + (r % 2) * grid_mm / 2, xmax, grid_mm)
+        grid.append(np.stack([xs, np.full_like(xs, y)], axis=1))
+    grid = np.vstack(grid)
+    grid = grid[points_in_poly(grid, outline)]
+    grid = grid[segment_distance(grid, np.vstack([outline, outline[:1]])) > 0.5 * grid_mm]
+    grid = grid[cKDTree(special).query(grid)[0] > 0.45 * grid_mm]
+    mouth_poly = np.vstack([upper, lower[::-1][1:-1]])
+    lip_line = np.vstack([upper, lower[::-1]])
+    return grid[~points_in_poly(grid, mouth_poly) & (segment_distance(grid, lip_line) > 0.6 * grid_mm)]
+
+
+def _triangulate(flat: np.ndarray, mouth_w: np.ndarray, labels: np.ndarray, n_core: int, n_out: int,
+                 n_lips: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(F×3 faces, counter-clockwise; F bool, the mouth interior): Delaunay with the mouth opened,
+    so the interior triangles span the lip gap, cut to the outermost ring. `n_lips`: the numbers of
+    upper and lower inner-lip samples, which follow the 68 landmarks in `flat`."""
+    n_lm, (n_up, n_low) = 68, n_lips
+    opened = flat + np.stack([np.zeros(len(flat)), 8.0 * mouth_w], axis=1)
+    faces = Delaunay(opened).simplices.astype(np.int64)
+    cent = opened[faces].mean(1)
+    outer_ring = flat[-n_out:] + np.stack([np.zeros(n_out), 8.0 * mouth_w[n_core - n_out : n_core]], axis=1)
+    faces = faces[points_in_poly(cent, outer_ring)]
+    cent = opened[faces].mean(1)
+    opened_mouth = np.vstack([opened[list(_INNER_UPPER)], opened[n_lm : n_lm + n_up]])
+    opened_mouth_low = np.vstack([opened[list(_INNER_LOWER)], opened[n_lm + n_up : n_lm + n_up + n_low]])
+    gap = _lip_polygon(opened_mouth, opened_mouth_low)
+    interior = points_in_poly(cent, gap) & _all_lip(faces, labels)
+    e1, e2 = opened[faces[:, 1]] - opened[faces[:, 0]], opened[faces[:, 2]] - opened[faces[:, 0]]
+    flip = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0
+    faces[flip] = faces[flip][:, ::-1]
+    return faces, interior
+
+
+def _lift(flat: np.ndarray, z_core: np.ndarray, outline: np.ndarray, normals2d: np.ndarray, n_core: int) -> np.ndarray:
+    """N×3 positions (mm, z behind the nose tip): the core points at their spline depth, each
+    ring rolled back on a 30 mm radius behind the outline."""
+    n_out = len(outline)
+    xyz = np.zeros((len(flat), 3))
+    xyz[:n_core, :2] = flat[:n_core]
+    xyz[:n_core, 2] = z_core
+    radius = 30.0
+    for k in (1, 2, 3):
+        phi = math.radians(27.0 * k)
+        sl = slice(n_core + (k - 1) * n_out, n_core + k * n_out)
+        xyz[sl, :2] = outline + normals2d * radius * (math.cos(phi) - 1.0)
+        xyz[sl, 2] = z_core[n_core - n_out :] + radius * math.sin(phi)
+    return xyz
+
+
+def _texture(img: np.ndarray, tex_src: np.ndarray, fr: _FaceFrame, appearance: Appearance,
+             texture_px_per_mm: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Ht×Wt×3 texture, N×2 uv of the vertices' mm positions `tex_src`, 2×3 teeth and cavity
+    colours): the photo cropped to the head, optionally downscaled, colour-changed and hair-tinted."""
+    photo_xy = tex_src @ fr.a_inv.T + fr.origin  # N×2 photo pixels
+    x0 = int(max(math.floor(photo_xy[:, 0].min()) - 4, 0))
+    y0 = int(max(math.floor(photo_xy[:, 1].min()) - 4, 0))
+    x1 = int(min(math.ceil(photo_xy[:, 0].max()) + 4, img.shape[1]))
+    y1 = int(min(math.ceil(photo_xy[:, 1].max()) + 4, img.shape[0]))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        raise DaganError("the face lies outside the photo")
+    tex = img[y0:y1, x0:x1]
+    uv = photo_xy - np.array([x0, y0], dtype=np.float64)
+    px_per_mm = 1.0 / fr.mm_per_px
+    if texture_px_per_mm is not None and px_per_mm > 1.5 * texture_px_per_mm:
+        factor = texture_px_per_mm / px_per_mm
+        new_size = (max(int(round(tex.shape[1] * factor)), 8), max(int(round(tex.shape[0] * factor)), 8))
+        u8 = Image.fromarray((tex * 255.0 + 0.5).astype(np.uint8))
+        tex = np.asarray(u8.resize(new_size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+        uv = uv * np.array([new_size[0] / (x1 - x0), new_size[1] / (y1 - y0)])
+        tex_scale = np.array([new_size[0] / (x1 - x0), new_size[1] / (y1 - y0)])
+    else:
+        tex_scale = np.array([1.0, 1.0])
+    # Face-aligned mm of every texture pixel (for the hair mask and the face luma).
+    hh, ww = tex.shape[:2]
+    gx, gy = np.meshgrid((np.arange(ww) + 0.5) / tex_scale[0] + x0, (np.arange(hh) + 0.5) / tex_scale[1] + y0)
+    tex_mm = (np.stack([gx, gy], axis=-1) - fr.origin) @ fr.a_mat.T  # Ht×Wt×2
+    L = fr.L
+    face_region = points_in_poly(tex_mm.reshape(-1, 2), L[list(range(17)) + list(range(26, 16, -1))]).reshape(hh, ww)
+    luma = tex @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    face_luma = float(luma[face_region].mean()) if face_region.any() else float(luma.mean())
+    tex = _color_transform(tex.astype(np.float64), appearance, face_luma)
+    if appearance.hair_rgb is not None:
+        tex = _hair_tint(tex, tex_mm, fr, appearance)
+    return tex, uv, _color_transform(np.stack([_TEETH_RGB, _CAVITY_RGB]), appearance, face_luma)
+
+
+def _hair_tint(tex: np.ndarray, tex_mm: np.ndarray, fr: _FaceFrame, appearance: Appearance) -> np.ndarray:
+    """`tex` with the hair (above the hairline, beside the face) tinted `appearance.hair_rgb`,
+    keeping its shading."""
+    L = fr.L
+    hairline = fr.brow_y - 0.3 * fr.face_h
+    top = smoothstep((hairline - tex_mm[..., 1]) / 8.0)
+    side = smoothstep((np.abs(tex_mm[..., 0] - fr.center[0]) - 0.95 * 0.5 * abs(L[16, 0] - L[0, 0])) / 6.0)
+    side = side * smoothstep((L[48, 1] - tex_mm[..., 1]) / 10.0)
+    m = np.maximum(top, side)[..., None] * float(appearance.hair_strength)
+    hair = np.asarray(appearance.hair_rgb, dtype=np.float64)
+    lum = tex @ np.array([0.299, 0.587, 0.114])
+    ref = float(np.median(lum[m[..., 0] > 0.4])) if (m[..., 0] > 0.4).any() else 0.5
+    tinted = np.clip(hair * (lum / max(ref, 0.05))[..., None], 0.0, 1.0)
+    return tex * (1.0 - m) + tinted * m
 
 
 def _lip_polygon(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -513,7 +518,7 @@ def _jaw_weight(p: np.ndarray, labels: np.ndarray, L: np.ndarray, lower: np.ndar
     x, y = p[:, 0], p[:, 1]
     left, right = L[60], L[64]
     xm, hw = 0.5 * (left[0] + right[0]), max(0.5 * (right[0] - left[0]), 1e-3)
-    line = _interp_curve(x, lower)  # lower inner lip, held at the corners beyond them
+    line = interp_curve(x, lower)  # lower inner lip, held at the corners beyond them
     d = y - line
     xr = np.abs(x - xm)
     inside = xr <= hw
@@ -539,11 +544,11 @@ def _blink_shift(p: np.ndarray, L: np.ndarray) -> np.ndarray:
         x_lo, x_hi = min(up[:, 0].min(), low[:, 0].min()), max(up[:, 0].max(), low[:, 0].max())
         sel = (x > x_lo) & (x < x_hi)
         xs, ys = x[sel], y[sel]
-        u, lo = _interp_curve(xs, up), _interp_curve(xs, low)
+        u, lo = interp_curve(xs, up), interp_curve(xs, low)
         lo = np.maximum(lo, u)
         target = u + 0.75 * (lo - u)
         gap = lo - u
-        b = _interp_curve(xs, brow)
+        b = interp_curve(xs, brow)
         above = (target - u) * np.clip(1.0 - (u - ys) / np.maximum(0.8 * (u - b), 1e-3), 0.0, 1.0)
         between = target - ys
         below = (target - lo) * np.clip(1.0 - (ys - lo) / np.maximum(gap, 1e-3), 0.0, 1.0)
@@ -575,14 +580,3 @@ def _neck(L: np.ndarray, grid_mm: float, dscale: float) -> tuple[np.ndarray, np.
     return xyz, faces.astype(np.int64), src
 
 
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals, oriented towards the camera on the face (−z)."""
-    v = vertices[faces]  # F×3×3
-    fn = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-    n = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    if n[:68, 2].mean() > 0:
-        n = -n
-    return n

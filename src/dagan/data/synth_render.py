@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dagan.data.head_mesh import HeadModel, smoothstep
+from dagan.data.curves import smoothstep
+from dagan.data.head_mesh import HeadModel
 from dagan.data.raster import pose_matrix, project, rasterize
 
 __all__ = ["NECK_FOLLOW", "Render", "render_head"]
