@@ -1,13 +1,16 @@
 """What both training stages share (`depth_loop.py`, stage 1; `loop.py`, stage 2): the run
-directory and resume decision, the data loader, per-step seeds, mixed precision and the checks that
-stop a run on non-finite numbers."""
+directory and resume decision, the data loader, per-step seeds, mixed precision, the checks that
+stop a run on non-finite numbers, and the step loop itself (`run_loop`, with `StageHooks` for what
+differs)."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from dagan.errors import DaganError
 from dagan.training import distributed
-from dagan.training.checkpoint import find_latest_checkpoint, list_checkpoints
+from dagan.training.checkpoint import find_latest_checkpoint, list_checkpoints, restore_rng_state
 from dagan.training.config import config_differences, save_config, to_plain
+from dagan.training.logging import format_line
 
 CONFIG_NAME = "config.yaml"
 MODEL_DIR = "model"
@@ -175,3 +179,87 @@ def batch_description(cfg) -> str:
     world = distributed.world_size()
     processes = f"{world} process{'es' * (world > 1)}"
     return f"global batch {cfg.batch_size * world} ({cfg.batch_size} per process × {processes})"
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class LoopPosition:
+    """Where a run is: steps done, the epoch, and batches done within it (what a checkpoint holds)."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0
+
+
+def restore_position(state: dict | None, rank: int) -> LoopPosition:
+    """The checkpoint's position, with this process's RNG state restored when the process count is
+    the one that wrote it (otherwise a note: the data order then differs from an unbroken run)."""
+    if state is None:
+        return LoopPosition()
+    if len(state["rng"]) == distributed.world_size():
+        restore_rng_state(state["rng"][rank])
+    else:
+        distributed.print0(f"note: checkpoint written by {len(state['rng'])} process(es), resuming with "
+                           f"{distributed.world_size()}: the data order differs from an uninterrupted run")
+    return LoopPosition(int(state["step"]), int(state["epoch"]), int(state["position"]))
+
+
+@dataclass
+class StageHooks:
+    """What differs between the two stages inside `run_loop`."""
+
+    step: Callable[[dict, int], tuple[dict[str, float], dict]]  # (batch, seed) → (loss values, visuals)
+    learning_rates: Callable[[], dict[str, float]]  # logged beside the losses
+    image: Callable[[dict], tuple[str, torch.Tensor]]  # visuals → (tag, image grid)
+    save: Callable[[int], None]  # checkpoint (and export) at a step
+    export: Callable[[int], None]  # the model directory alone
+    epoch_end: Callable[[], None]  # e.g. the schedulers' step
+
+
+def run_loop(cfg, pos: LoopPosition, total_steps: int, loader: DataLoader, sampler, dataset, steps_per_epoch: int,
+             hooks: StageHooks, logger, out_dir: Path, *, resumed: bool) -> None:
+    """Steps until `total_steps`: each step's seed from (seed, step, rank), logs, images and
+    checkpoints at their intervals, and a last checkpoint (or at least the model directory) at the
+    end. `pos` is updated in place, so hooks that read it (the checkpoint) see the current one."""
+    rank = distributed.rank()
+    last_saved = pos.step if resumed else None
+    try:
+        window_start, window_steps = time.perf_counter(), 0
+        while pos.step < total_steps:
+            sampler.set_epoch(pos.epoch)
+            dataset.set_epoch(pos.epoch)
+            sampler.set_position(pos.position * cfg.batch_size)
+            for batch in loader:
+                pos.step += 1
+                pos.position += 1
+                seed = step_seed(cfg.seed, pos.step, rank)
+                seed_everything(seed)
+                values, visuals = hooks.step(batch, seed)
+                window_steps += 1
+                step = pos.step
+                if step % cfg.log_every == 0 or step == total_steps:
+                    elapsed = (time.perf_counter() - window_start) / window_steps
+                    extra = {"epoch": pos.epoch, **hooks.learning_rates(), "seconds_per_step": elapsed,
+                             "samples_per_second": cfg.batch_size * distributed.world_size() / elapsed}
+                    logger.log(step, values, extra)
+                    distributed.print0(format_line(step, total_steps, pos.epoch, values, elapsed))
+                    window_start, window_steps = time.perf_counter(), 0
+                if (step % cfg.image_every == 0 or step == total_steps) and distributed.is_main():
+                    logger.image(step, *hooks.image(visuals))
+                if step % cfg.checkpoint_every == 0:
+                    hooks.save(step)
+                    last_saved = step
+                if step >= total_steps:
+                    break
+            if pos.position >= steps_per_epoch:
+                pos.epoch += 1
+                pos.position = 0
+                hooks.epoch_end()
+        if last_saved != pos.step:
+            hooks.save(pos.step)
+        elif distributed.is_main() and not (out_dir / MODEL_DIR / "model.safetensors").is_file():
+            hooks.export(pos.step)
+    finally:
+        logger.close()

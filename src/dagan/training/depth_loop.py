@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +26,13 @@ from dagan.errors import DaganError
 from dagan.losses import DepthTrainingLoss, transformation_from_parameters
 from dagan.models import DepthNetwork, PoseNetwork
 from dagan.training import distributed
-from dagan.training.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
+from dagan.training.checkpoint import capture_rng_state, save_checkpoint
 from dagan.training.config import DepthTrainConfig, to_plain
 from dagan.training.export import save_depth
-from dagan.training.logging import RunLogger, format_line, image_grid, to_rgb
+from dagan.training.logging import RunLogger, image_grid, to_rgb
 from dagan.training.common import (
     MODEL_DIR,
+    StageHooks,
     autocast,
     batch_description,
     check_data_dir,
@@ -43,8 +43,9 @@ from dagan.training.common import (
     make_loader,
     prepare_run,
     resolve_precision,
+    restore_position,
+    run_loop,
     seed_everything,
-    step_seed,
 )
 
 STAGE = "depth"
@@ -183,7 +184,6 @@ def _train_depth(cfg: DepthTrainConfig, data_dir: Path, out_dir: Path, device: t
     seed_everything(cfg.seed)
     parts = build_depth_parts(cfg, device)
     optim = build_depth_optim(cfg, parts, device, precision)
-    step = epoch = position = 0
     if state is not None:
         parts.depth_net.load_state_dict(state["models"]["depth"])
         parts.pose_net.load_state_dict(state["models"]["pose"])
@@ -191,23 +191,17 @@ def _train_depth(cfg: DepthTrainConfig, data_dir: Path, out_dir: Path, device: t
         optim.scheduler.load_state_dict(state["schedulers"]["depth_pose"])
         if state.get("scalers", {}).get("depth_pose"):
             optim.scaler.load_state_dict(state["scalers"]["depth_pose"])
-        step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
-        if len(state["rng"]) == distributed.world_size():
-            restore_rng_state(state["rng"][rank])
-        else:
-            distributed.print0(f"note: checkpoint written by {len(state['rng'])} process(es), resuming with "
-                               f"{distributed.world_size()}: the data order differs from an uninterrupted run")
+    pos = restore_position(state, rank)
     parts.depth = distributed.wrap(parts.depth_net, device)
     parts.pose = distributed.wrap(parts.pose_net, device)
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
 
     distributed.print0(
-        f"dagan train-depth: {batch_description(cfg)}, {steps_per_epoch} steps per epoch, steps {step + 1}…"
+        f"dagan train-depth: {batch_description(cfg)}, {steps_per_epoch} steps per epoch, steps {pos.step + 1}…"
         f"{total_steps}, device {device.type}, precision {precision}, run {out_dir}"
-        + (f" (resumed from step {step})" if state is not None else "")
+        + (f" (resumed from step {pos.step})" if state is not None else "")
     )
-    logger = RunLogger(out_dir, enabled=distributed.is_main(), resume_step=step if state is not None else None)
-    last_saved = step if state is not None else None
+    logger = RunLogger(out_dir, enabled=distributed.is_main(), resume_step=pos.step if state is not None else None)
 
     def export(step: int) -> None:
         save_depth(out_dir / MODEL_DIR, parts.depth_net, cfg.model,
@@ -218,59 +212,25 @@ def _train_depth(cfg: DepthTrainConfig, data_dir: Path, out_dir: Path, device: t
         rng = distributed.all_gather_object(capture_rng_state())
         if distributed.is_main():
             save_checkpoint(out_dir, {
-                "stage": STAGE, "step": step, "epoch": epoch, "position": position,
+                "stage": STAGE, "step": step, "epoch": pos.epoch, "position": pos.position,
                 "models": {"depth": parts.depth_net.state_dict(), "pose": parts.pose_net.state_dict()},
                 "optimizers": {"depth_pose": optim.optimizer.state_dict()},
                 "schedulers": {"depth_pose": optim.scheduler.state_dict()},
                 "scalers": {"depth_pose": optim.scaler.state_dict()},
-                "sampler": {**sampler.state_dict(), "epoch": epoch, "start": position * cfg.batch_size},
+                "sampler": {**sampler.state_dict(), "epoch": pos.epoch, "start": pos.position * cfg.batch_size},
                 "rng": rng, "config": to_plain(cfg),
             }, keep_last=cfg.keep_last)
             export(step)
 
-    def on_values(values: dict[str, float], what: str) -> None:
-        check_finite(values, step, what, out_dir)
+    def step_fn(batch, seed):
+        return depth_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision,
+                          reduce=lambda terms: distributed.reduce_mean(terms, device),
+                          on_values=lambda values, what: check_finite(values, pos.step, what, out_dir))
 
-    def reduce(terms):
-        return distributed.reduce_mean(terms, device)
-
-    try:
-        window_start, window_steps = time.perf_counter(), 0
-        while step < total_steps:
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            sampler.set_position(position * cfg.batch_size)
-            for batch in loader:
-                step += 1
-                position += 1
-                seed = step_seed(cfg.seed, step, rank)
-                seed_everything(seed)
-                values, visuals = depth_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision,
-                                             reduce=reduce, on_values=on_values)
-                window_steps += 1
-                if step % cfg.log_every == 0 or step == total_steps:
-                    elapsed = (time.perf_counter() - window_start) / window_steps
-                    extra = {"epoch": epoch, "lr": optim.optimizer.param_groups[0]["lr"], "seconds_per_step": elapsed,
-                             "samples_per_second": cfg.batch_size * distributed.world_size() / elapsed}
-                    logger.log(step, values, extra)
-                    distributed.print0(format_line(step, total_steps, epoch, values, elapsed))
-                    window_start, window_steps = time.perf_counter(), 0
-                if (step % cfg.image_every == 0 or step == total_steps) and distributed.is_main():
-                    logger.image(step, "train/depth", depth_grid(visuals))
-                if step % cfg.checkpoint_every == 0:
-                    save(step)
-                    last_saved = step
-                if step >= total_steps:
-                    break
-            if position >= steps_per_epoch:
-                epoch += 1
-                position = 0
-                optim.scheduler.step()
-        if last_saved != step:
-            save(step)
-        elif distributed.is_main() and not (out_dir / MODEL_DIR / "model.safetensors").is_file():
-            export(step)
-    finally:
-        logger.close()
-    distributed.print0(f"dagan train-depth: done at step {step}; depth network in {out_dir / MODEL_DIR}")
+    hooks = StageHooks(step=step_fn, learning_rates=lambda: {"lr": optim.optimizer.param_groups[0]["lr"]},
+                       image=lambda visuals: ("train/depth", depth_grid(visuals)), save=save, export=export,
+                       epoch_end=optim.scheduler.step)
+    run_loop(cfg, pos, total_steps, loader, sampler, dataset, steps_per_epoch, hooks, logger, out_dir,
+             resumed=state is not None)
+    distributed.print0(f"dagan train-depth: done at step {pos.step}; depth network in {out_dir / MODEL_DIR}")
     return out_dir / MODEL_DIR

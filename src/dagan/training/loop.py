@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +42,11 @@ from dagan.models import DaGAN, build_discriminator
 from dagan.training import distributed
 from dagan.training.checkpoint import (
     capture_rng_state,
-    restore_rng_state,
     save_checkpoint,
 )
 from dagan.training.common import (
     MODEL_DIR,
+    StageHooks,
     autocast,
     batch_description,
     check_data_dir,
@@ -58,12 +57,13 @@ from dagan.training.common import (
     make_loader,
     prepare_run,
     resolve_precision,
+    restore_position,
+    run_loop,
     seed_everything,
-    step_seed,
 )
 from dagan.training.config import TrainConfig, config_differences, to_plain
 from dagan.training.export import load_depth, read_depth_config
-from dagan.training.logging import RunLogger, draw_keypoints, format_line, image_grid, to_rgb
+from dagan.training.logging import RunLogger, draw_keypoints, image_grid, to_rgb
 
 STAGE = "dagan"
 # ------------------------------------------------------------------------------ stage-2 parts
@@ -231,12 +231,7 @@ def train_step(
         generated = parts.generator(source, kp_driving, kp_source, depth_source)
     prediction = generated["prediction"].float()
 
-    transform = None
-    if w.needs_equivariance:
-        t = cfg.transform
-        generator = torch.Generator().manual_seed(seed)
-        transform = RandomTransform(source.shape[0], t.sigma_affine, t.sigma_tps, t.points_tps,
-                                    generator=generator, device=device)
+    transform = equivariance_transform(cfg, source.shape[0], seed, device) if w.needs_equivariance else None
 
     def kp_transformed() -> Keypoints:
         frame = transform.transform_frame(driving)
@@ -270,26 +265,12 @@ def train_step(
     values = reduce(terms)
     if on_values is not None:
         on_values(values, "generator")
-    optim.generator.zero_grad(set_to_none=True)
-    optim.keypoint_detector.zero_grad(set_to_none=True)
-    optim.discriminator.zero_grad(set_to_none=True)  # the generator terms also reach D; never accumulate them
-    optim.scaler_generator.scale(total_loss(terms)).backward()
-    optim.scaler_generator.step(optim.generator)
-    optim.scaler_generator.step(optim.keypoint_detector)
-    optim.scaler_generator.update()
-
+    generator_update(optim, terms)
     if w.discriminator_gan != 0:
-        optim.discriminator.zero_grad(set_to_none=True)  # drop what the generator terms left in D
         fake = prediction.detach()
         d_terms = discriminator_terms(w, disc_real_out=lambda: discriminate(driving),
                                       disc_fake_out=lambda: discriminate(fake))
-        d_values = reduce(d_terms)
-        if on_values is not None:
-            on_values(d_values, "discriminator")
-        optim.scaler_discriminator.scale(total_loss(d_terms)).backward()
-        optim.scaler_discriminator.step(optim.discriminator)
-        optim.scaler_discriminator.update()
-        values.update(d_values)
+        values.update(discriminator_update(optim, d_terms, reduce, on_values))
 
     visuals = {
         "source": source, "driving": driving, "prediction": prediction.detach(),
@@ -298,6 +279,38 @@ def train_step(
         "occlusion": generated.get("occlusion_map"), "deformed": generated.get("deformed"),
     }
     return values, visuals
+
+
+def equivariance_transform(cfg: TrainConfig, batch: int, seed: int, device: torch.device) -> RandomTransform:
+    """The step's random affine + TPS transform of the equivariance terms, drawn from `seed`."""
+    t = cfg.transform
+    return RandomTransform(batch, t.sigma_affine, t.sigma_tps, t.points_tps,
+                           generator=torch.Generator().manual_seed(seed), device=device)
+
+
+def generator_update(optim: Stage2Optim, terms: Mapping[str, torch.Tensor]) -> None:
+    """Backward of the generator terms, then the generator and keypoint detector steps."""
+    optim.generator.zero_grad(set_to_none=True)
+    optim.keypoint_detector.zero_grad(set_to_none=True)
+    optim.discriminator.zero_grad(set_to_none=True)  # the generator terms also reach D; never accumulate them
+    optim.scaler_generator.scale(total_loss(terms)).backward()
+    optim.scaler_generator.step(optim.generator)
+    optim.scaler_generator.step(optim.keypoint_detector)
+    optim.scaler_generator.update()
+
+
+def discriminator_update(optim: Stage2Optim, d_terms: Mapping[str, torch.Tensor], reduce,
+                         on_values) -> dict[str, float]:
+    """The discriminator's step on its terms (what the generator terms left in D dropped first);
+    returns their values, checked by `on_values` before the backward."""
+    optim.discriminator.zero_grad(set_to_none=True)
+    d_values = reduce(d_terms)
+    if on_values is not None:
+        on_values(d_values, "discriminator")
+    optim.scaler_discriminator.scale(total_loss(d_terms)).backward()
+    optim.scaler_discriminator.step(optim.discriminator)
+    optim.scaler_discriminator.update()
+    return d_values
 
 
 def stage2_grid(visuals: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -405,30 +418,25 @@ def _train(cfg, data_dir, depth_dir, out_dir, device, resume, init, feature_extr
     state = prepare_run(out_dir, cfg, stage=STAGE, resume=resume)
     parts = build_parts(cfg, device, perceptual, model)
     optim = build_optim(cfg, parts, device, precision)
-    step = epoch = position = 0
     if state is not None:
         parts.model.load_state_dict(state["models"]["model"])
         parts.discriminator.load_state_dict(state["models"]["discriminator"])
         optim.load_state_dicts(state)
-        step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
-        if len(state["rng"]) == distributed.world_size():
-            restore_rng_state(state["rng"][rank])
-        else:
-            distributed.print0(f"note: checkpoint written by {len(state['rng'])} process(es), resuming with "
-                               f"{distributed.world_size()}: the data order differs from an uninterrupted run")
-        if init is not None:
-            distributed.print0("note: --resume takes the weights from the checkpoint; --init is ignored")
+    pos = restore_position(state, rank)
+    if state is not None and init is not None:
+        distributed.print0("note: --resume takes the weights from the checkpoint; --init is ignored")
     wrap_parts(parts, cfg, device)
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
 
     distributed.print0(
-        f"dagan train: {batch_description(cfg)}, {steps_per_epoch} steps per epoch, steps {step + 1}…{total_steps}, "
-        f"device {device.type}, precision {precision}, run {out_dir}"
-        + (f" (resumed from step {step})" if state is not None else "")
+        f"dagan train: {batch_description(cfg)}, {steps_per_epoch} steps per epoch, steps {pos.step + 1}…"
+        f"{total_steps}, device {device.type}, precision {precision}, run {out_dir}"
+        + (f" (resumed from step {pos.step})" if state is not None else "")
     )
+    logger = RunLogger(out_dir, enabled=distributed.is_main(), resume_step=pos.step if state is not None else None)
 
-    logger = RunLogger(out_dir, enabled=distributed.is_main(), resume_step=step if state is not None else None)
-    last_saved = step if state is not None else None
+    def export(step: int) -> None:
+        parts.model.save_pretrained(out_dir / MODEL_DIR, metadata={"training": {"stage": STAGE, "step": step}})
 
     def save(step: int) -> None:
         check_parameters_finite({"keypoint_detector": parts.model.keypoint_detector,
@@ -437,60 +445,27 @@ def _train(cfg, data_dir, depth_dir, out_dir, device, resume, init, feature_extr
         if distributed.is_main():
             optimizers, schedulers, scalers = optim.state_dicts()
             save_checkpoint(out_dir, {
-                "stage": STAGE, "step": step, "epoch": epoch, "position": position,
+                "stage": STAGE, "step": step, "epoch": pos.epoch, "position": pos.position,
                 "models": {"model": parts.model.state_dict(), "discriminator": parts.discriminator.state_dict()},
                 "optimizers": optimizers, "schedulers": schedulers, "scalers": scalers,
-                "sampler": {**sampler.state_dict(), "epoch": epoch, "start": position * cfg.batch_size},
+                "sampler": {**sampler.state_dict(), "epoch": pos.epoch, "start": pos.position * cfg.batch_size},
                 "rng": rng, "config": to_plain(cfg),
             }, keep_last=cfg.keep_last)
-            parts.model.save_pretrained(out_dir / MODEL_DIR, metadata={"training": {"stage": STAGE, "step": step}})
+            export(step)
 
-    def on_values(values: dict[str, float], what: str) -> None:
-        check_finite(values, step, what, out_dir)
+    def step_fn(batch, seed):
+        return train_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision,
+                          reduce=lambda terms: distributed.reduce_mean(terms, device),
+                          on_values=lambda values, what: check_finite(values, pos.step, what, out_dir))
 
-    def reduce(terms):
-        return distributed.reduce_mean(terms, device)
+    def epoch_end():
+        for scheduler in optim.schedulers.values():
+            scheduler.step()
 
-    try:
-        window_start, window_steps = time.perf_counter(), 0
-        while step < total_steps:
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            sampler.set_position(position * cfg.batch_size)
-            for batch in loader:
-                step += 1
-                position += 1
-                seed = step_seed(cfg.seed, step, rank)
-                seed_everything(seed)
-                values, visuals = train_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision,
-                                             reduce=reduce, on_values=on_values)
-                window_steps += 1
-                if step % cfg.log_every == 0 or step == total_steps:
-                    elapsed = (time.perf_counter() - window_start) / window_steps
-                    extra = {"epoch": epoch, "lr_generator": optim.generator.param_groups[0]["lr"],
-                             "seconds_per_step": elapsed,
-                             "samples_per_second": cfg.batch_size * distributed.world_size() / elapsed}
-                    logger.log(step, values, extra)
-                    distributed.print0(format_line(step, total_steps, epoch, values, elapsed))
-                    window_start, window_steps = time.perf_counter(), 0
-                if step % cfg.image_every == 0 or step == total_steps:
-                    if distributed.is_main():
-                        logger.image(step, "train/samples", stage2_grid(visuals))
-                if step % cfg.checkpoint_every == 0:
-                    save(step)
-                    last_saved = step
-                if step >= total_steps:
-                    break
-            if position >= steps_per_epoch:
-                epoch += 1
-                position = 0
-                for scheduler in optim.schedulers.values():
-                    scheduler.step()
-        if last_saved != step:
-            save(step)
-        elif distributed.is_main() and not (out_dir / MODEL_DIR / "model.safetensors").is_file():
-            parts.model.save_pretrained(out_dir / MODEL_DIR, metadata={"training": {"stage": STAGE, "step": step}})
-    finally:
-        logger.close()
-    distributed.print0(f"dagan train: done at step {step}; model in {out_dir / MODEL_DIR}")
+    hooks = StageHooks(step=step_fn, learning_rates=lambda: {"lr_generator": optim.generator.param_groups[0]["lr"]},
+                       image=lambda visuals: ("train/samples", stage2_grid(visuals)), save=save, export=export,
+                       epoch_end=epoch_end)
+    run_loop(cfg, pos, total_steps, loader, sampler, dataset, steps_per_epoch, hooks, logger, out_dir,
+             resumed=state is not None)
+    distributed.print0(f"dagan train: done at step {pos.step}; model in {out_dir / MODEL_DIR}")
     return out_dir / MODEL_DIR
