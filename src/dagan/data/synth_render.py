@@ -101,6 +101,40 @@ def _nearest_depth(points: np.ndarray, xy: np.ndarray, z: np.ndarray, faces: np.
     return out
 
 
+def _shaded_image(head: HeadModel, xy: np.ndarray, cam: np.ndarray, shade: np.ndarray, size: int, ss: int,
+                  background: np.ndarray | None) -> np.ndarray:
+    """size×size×3 uint8: the textured, shaded head (mouth interior coloured) over the background,
+    rendered at `ss`² samples per pixel and box-filtered."""
+    hs = size * ss
+    face_ss, w_ss, _ = rasterize(xy * ss, cam[:, 2], head.faces, hs, hs)
+    if background is None:
+        image = np.full((hs, hs, 3), 0.5, dtype=np.float64)
+    else:
+        image = np.array(background, dtype=np.float64, copy=True)
+        if image.shape != (hs, hs, 3):
+            raise ValueError(f"background must be {hs}×{hs}×3 for size {size} × supersample {ss}, got {image.shape}")
+    hit = np.flatnonzero(face_ss.ravel() >= 0)
+    fid = face_ss.ravel()[hit]
+    wts = w_ss.reshape(-1, 3)[hit].astype(np.float64)  # M×3
+    v0, v1, v2 = (head.faces[fid, k] for k in range(3))
+    w0, w1, w2 = (wts[:, k : k + 1] for k in range(3))
+
+    def interp(attr: np.ndarray) -> np.ndarray:  # per-vertex N×C → per-sample M×C
+        return attr[v0] * w0 + attr[v1] * w1 + attr[v2] * w2
+
+    color = _bilinear(head.texture, interp(head.uv))
+    inner = head.interior[fid]
+    if inner.any():
+        s = interp(head.lip_side[:, None])[inner]
+        t = smoothstep((s - 0.3) / 0.3)
+        color[inner] = head.mouth_colors[0] * (1 - t) + head.mouth_colors[1] * t
+    color *= interp(shade[:, None])
+    image.reshape(-1, 3)[hit] = color
+    image = sum(image[i::ss, j::ss] for i in range(ss) for j in range(ss)) / (ss * ss)  # box filter
+    image_u8 = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return image_u8
+
+
 def render_head(
     head: HeadModel,
     pose: np.ndarray,
@@ -147,33 +181,7 @@ def render_head(
     lam1 = ambient + diffuse * np.clip(turned @ _LIGHT, 0.0, None)
     shade = np.clip(lam1 / lam0, 0.5, 1.6)
 
-    hs = size * ss
-    face_ss, w_ss, _ = rasterize(xy * ss, cam[:, 2], head.faces, hs, hs)
-    if background is None:
-        image = np.full((hs, hs, 3), 0.5, dtype=np.float64)
-    else:
-        image = np.array(background, dtype=np.float64, copy=True)
-        if image.shape != (hs, hs, 3):
-            raise ValueError(f"background must be {hs}×{hs}×3 for size {size} × supersample {ss}, got {image.shape}")
-    hit = np.flatnonzero(face_ss.ravel() >= 0)
-    fid = face_ss.ravel()[hit]
-    wts = w_ss.reshape(-1, 3)[hit].astype(np.float64)  # M×3
-    v0, v1, v2 = (head.faces[fid, k] for k in range(3))
-    w0, w1, w2 = (wts[:, k : k + 1] for k in range(3))
-
-    def interp(attr: np.ndarray) -> np.ndarray:  # per-vertex N×C → per-sample M×C
-        return attr[v0] * w0 + attr[v1] * w1 + attr[v2] * w2
-
-    color = _bilinear(head.texture, interp(head.uv))
-    inner = head.interior[fid]
-    if inner.any():
-        s = interp(head.lip_side[:, None])[inner]
-        t = smoothstep((s - 0.3) / 0.3)
-        color[inner] = head.mouth_colors[0] * (1 - t) + head.mouth_colors[1] * t
-    color *= interp(shade[:, None])
-    image.reshape(-1, 3)[hit] = color
-    image = sum(image[i::ss, j::ss] for i in range(ss) for j in range(ss)) / (ss * ss)  # box filter
-    image_u8 = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    image_u8 = _shaded_image(head, xy, cam, shade, size, ss, background)
 
     face_id, _, depth = rasterize(xy, cam[:, 2], head.faces, size, size)
     head_face = ~head.neck[head.faces].all(1)
