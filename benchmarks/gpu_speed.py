@@ -5,14 +5,17 @@
 
 Each cell times the steady-state network step the pipeline runs per batch (depth + keypoints of a
 driving batch, keypoint normalisation, generator; the source prepared once), best of 3 rounds
-after a warm-up, on the inference form (dagan.inference.optimize). Modes: `eager` (cuDNN autotuned,
-as TorchRuntime runs it on CUDA) and `eager, no autotune` (torch.backends.cudnn.benchmark off); `graphs`, the
-same step captured once in a CUDA graph and replayed; `compile`, the form under torch.compile (its
-compile time in the note); `compile+graphs`, the compiled step captured in a CUDA graph. The
-original's per-frame way (fp32, eager) is timed first, as the "× original" column's base, and the
-machine's measured matmul peaks with the counted FLOPs per frame give each row's share of peak.
-Eager and graph rows run first; compiled rows, slowest to compile last, only while the elapsed time
-is under --budget-s (the rest print as skipped), so the whole run stays bounded.
+after a warm-up, on the inference form (dagan.inference.optimize). Modes:
+- `eager, no autotune`: as TorchRuntime runs it (torch.backends.cudnn.benchmark off);
+- `eager`: cuDNN autotuned (not a default until this measures it: other algorithms round differently);
+- `graphs`: the same step captured once in a CUDA graph and replayed;
+- `compile`: the form under torch.compile (its compile time in the note);
+- `compile+graphs`: the compiled step captured in a CUDA graph.
+The last three run with autotuning on. The original's per-frame way (fp32, eager) is timed first,
+as the "× original" column's base, and the machine's measured matmul peaks with the counted FLOPs
+per frame give each row's share of peak. Eager and graph rows run first; compiled rows, slowest to
+compile last, only while the elapsed time is under --budget-s (the rest print as skipped), so the
+whole run stays bounded.
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ def main():
             form = inference_form(model, device, precision)
             step = network_step(form, source)
             for mode in (["eager, no autotune"] if device.type == "cuda" else []) + graphs:
-                torch.backends.cudnn.benchmark = mode != "eager, no autotune"  # TorchRuntime sets it on CUDA
+                torch.backends.cudnn.benchmark = mode != "eager, no autotune"
                 measure(table, step, frames.to(DTYPES[precision]), batch, precision, mode, device, reference)
             del form, step
     if args.compile:

@@ -69,7 +69,6 @@ class TorchRuntime:
 
     The form (`dagan.inference.optimize.inference_form`: BatchNorm folded, weights cast once,
     channels_last, optionally `torch.compile`) is built here from `model`, which is left untouched.
-    On CUDA it turns on cuDNN's autotuning (process-wide), measured in benchmarks/gpu_speed.py.
     """
 
     def __init__(self, model, device: torch.device, precision: str = "fp32", compile: bool = False):
@@ -79,8 +78,6 @@ class TorchRuntime:
         note = precision_note(device, precision)
         if note:
             print(note, file=sys.stderr)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes per batch size: autotune each conv once
         self.model = inference_form(model, device, precision, compile=compile)
         self.source_model = model  # as loaded: what motion files' model identifier is computed from
         self.config = model.config
