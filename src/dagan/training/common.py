@@ -210,7 +210,8 @@ def restore_position(state: dict | None, rank: int) -> LoopPosition:
 class StageHooks:
     """What differs between the two stages inside `run_loop`."""
 
-    step: Callable[[dict, int], tuple[dict[str, float], dict]]  # (batch, seed) → (loss values, visuals)
+    # (batch, seed, reduce=, on_values=) → (loss values, visuals); the keywords as the step functions take them
+    step: Callable[..., tuple[dict[str, float], dict]]
     learning_rates: Callable[[], dict[str, float]]  # logged beside the losses
     image: Callable[[dict], tuple[str, torch.Tensor]]  # visuals → (tag, image grid)
     save: Callable[[int], None]  # checkpoint (and export) at a step
@@ -219,12 +220,20 @@ class StageHooks:
 
 
 def run_loop(cfg, pos: LoopPosition, total_steps: int, loader: DataLoader, sampler, dataset, steps_per_epoch: int,
-             hooks: StageHooks, logger, out_dir: Path, *, resumed: bool) -> None:
-    """Steps until `total_steps`: each step's seed from (seed, step, rank), logs, images and
+             hooks: StageHooks, logger, out_dir: Path, device: torch.device, *, resumed: bool) -> None:
+    """Steps until `total_steps`: each step's seed from (seed, step, rank), its loss terms averaged
+    over processes and checked for non-finite values before any backward, logs, images and
     checkpoints at their intervals, and a last checkpoint (or at least the model directory) at the
     end. `pos` is updated in place, so hooks that read it (the checkpoint) see the current one."""
     rank = distributed.rank()
     last_saved = pos.step if resumed else None
+
+    def reduce(terms):
+        return distributed.reduce_mean(terms, device)
+
+    def on_values(values: dict[str, float], what: str) -> None:
+        check_finite(values, pos.step, what, out_dir)
+
     try:
         window_start, window_steps = time.perf_counter(), 0
         while pos.step < total_steps:
@@ -236,7 +245,7 @@ def run_loop(cfg, pos: LoopPosition, total_steps: int, loader: DataLoader, sampl
                 pos.position += 1
                 seed = step_seed(cfg.seed, pos.step, rank)
                 seed_everything(seed)
-                values, visuals = hooks.step(batch, seed)
+                values, visuals = hooks.step(batch, seed, reduce=reduce, on_values=on_values)
                 window_steps += 1
                 step = pos.step
                 if step % cfg.log_every == 0 or step == total_steps:

@@ -27,16 +27,12 @@ from dagan.losses import DepthTrainingLoss, transformation_from_parameters
 from dagan.models import DepthNetwork, PoseNetwork
 from dagan.training import distributed
 from dagan.training.checkpoint import capture_rng_state, save_checkpoint
-from dagan.training.config import DepthTrainConfig, to_plain
-from dagan.training.export import save_depth
-from dagan.training.logging import RunLogger, image_grid, to_rgb
 from dagan.training.common import (
     MODEL_DIR,
     StageHooks,
     autocast,
     batch_description,
     check_data_dir,
-    check_finite,
     check_parameters_finite,
     configure_backends,
     grad_scaler,
@@ -47,6 +43,9 @@ from dagan.training.common import (
     run_loop,
     seed_everything,
 )
+from dagan.training.config import DepthTrainConfig, to_plain
+from dagan.training.export import save_depth
+from dagan.training.logging import RunLogger, image_grid, to_rgb
 
 STAGE = "depth"
 
@@ -222,15 +221,13 @@ def _train_depth(cfg: DepthTrainConfig, data_dir: Path, out_dir: Path, device: t
             }, keep_last=cfg.keep_last)
             export(step)
 
-    def step_fn(batch, seed):
-        return depth_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision,
-                          reduce=lambda terms: distributed.reduce_mean(terms, device),
-                          on_values=lambda values, what: check_finite(values, pos.step, what, out_dir))
+    def step_fn(batch, seed, **checks):
+        return depth_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision, **checks)
 
     hooks = StageHooks(step=step_fn, learning_rates=lambda: {"lr": optim.optimizer.param_groups[0]["lr"]},
                        image=lambda visuals: ("train/depth", depth_grid(visuals)), save=save, export=export,
                        epoch_end=optim.scheduler.step)
     run_loop(cfg, pos, total_steps, loader, sampler, dataset, steps_per_epoch, hooks, logger, out_dir,
-             resumed=state is not None)
+             device, resumed=state is not None)
     distributed.print0(f"dagan train-depth: done at step {pos.step}; depth network in {out_dir / MODEL_DIR}")
     return out_dir / MODEL_DIR

@@ -50,7 +50,6 @@ from dagan.training.common import (
     autocast,
     batch_description,
     check_data_dir,
-    check_finite,
     check_parameters_finite,
     configure_backends,
     grad_scaler,
@@ -453,10 +452,8 @@ def _train(cfg, data_dir, depth_dir, out_dir, device, resume, init, feature_extr
             }, keep_last=cfg.keep_last)
             export(step)
 
-    def step_fn(batch, seed):
-        return train_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision,
-                          reduce=lambda terms: distributed.reduce_mean(terms, device),
-                          on_values=lambda values, what: check_finite(values, pos.step, what, out_dir))
+    def step_fn(batch, seed, **checks):
+        return train_step(parts, optim, batch, cfg, seed=seed, device=device, precision=precision, **checks)
 
     def epoch_end():
         for scheduler in optim.schedulers.values():
@@ -466,6 +463,6 @@ def _train(cfg, data_dir, depth_dir, out_dir, device, resume, init, feature_extr
                        image=lambda visuals: ("train/samples", stage2_grid(visuals)), save=save, export=export,
                        epoch_end=epoch_end)
     run_loop(cfg, pos, total_steps, loader, sampler, dataset, steps_per_epoch, hooks, logger, out_dir,
-             resumed=state is not None)
+             device, resumed=state is not None)
     distributed.print0(f"dagan train: done at step {pos.step}; model in {out_dir / MODEL_DIR}")
     return out_dir / MODEL_DIR
